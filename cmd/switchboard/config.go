@@ -1,0 +1,154 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"switchboard/models"
+	"switchboard/ws"
+)
+
+// Config is switchboard's configuration. loadConfig is the only code that
+// reads the environment.
+type Config struct {
+	Addr                 string
+	Database             models.Target
+	JWTSecret            string // empty: generated (embedded mode) or an error
+	JWTExpiration        time.Duration
+	JWTRefreshExpiration time.Duration
+	AllowedOrigins       []string
+	RedisURL             string
+	PublishAPIKey        string
+	Client               ws.ClientConfig
+	LoginRate            float64
+	LoginBurst           int
+	ShutdownTimeout      time.Duration
+	LogLevel             string
+	LogFormat            string
+	PprofAddr            string
+	BcryptCost           int
+}
+
+// defaultSQLitePath is the embedded database, in the working directory.
+const defaultSQLitePath = "switchboard.db"
+
+func loadConfig(getenv func(string) string) (Config, error) {
+	cfg := Config{
+		Addr:          or(getenv("ADDR"), "127.0.0.1:8000"),
+		JWTSecret:     getenv("JWT_SECRET"),
+		RedisURL:      getenv("REDIS_URL"),
+		PublishAPIKey: getenv("PUBLISH_API_KEY"),
+		LogLevel:      or(getenv("LOG_LEVEL"), "info"),
+		LogFormat:     or(getenv("LOG_FORMAT"), "text"),
+		PprofAddr:     getenv("PPROF_ADDR"),
+		Client:        ws.DefaultClientConfig(),
+	}
+	var err error
+	if cfg.Database, err = models.ParseDatabaseURL(getenv("DATABASE_URL"), defaultSQLitePath); err != nil {
+		return cfg, err
+	}
+	for _, o := range strings.Split(getenv("ALLOWED_ORIGINS"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
+		}
+	}
+	p := parser{getenv: getenv}
+	cfg.JWTExpiration = p.duration("JWT_EXPIRATION", 5*time.Minute)
+	cfg.JWTRefreshExpiration = p.duration("JWT_REFRESH_EXPIRATION", 168*time.Hour)
+	cfg.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", 10*time.Second)
+	c := &cfg.Client
+	c.MaxMessageBytes = int64(p.integer("WS_MAX_MESSAGE_BYTES", int(c.MaxMessageBytes), 1))
+	c.RateLimit = p.float("WS_RATE_LIMIT", c.RateLimit)
+	c.RateBurst = p.integer("WS_RATE_BURST", c.RateBurst, 1)
+	c.SendQueue = p.integer("WS_SEND_QUEUE", c.SendQueue, 1)
+	c.PingInterval = p.duration("WS_PING_INTERVAL", c.PingInterval)
+	c.PongTimeout = p.duration("WS_PONG_TIMEOUT", c.PongTimeout)
+	c.WriteTimeout = p.duration("WS_WRITE_TIMEOUT", c.WriteTimeout)
+	cfg.LoginRate = p.float("LOGIN_RATE_LIMIT", 5)
+	cfg.LoginBurst = p.integer("LOGIN_RATE_BURST", 20, 1)
+	cfg.BcryptCost = p.integer("BCRYPT_COST", 10, 4)
+	if p.err != nil {
+		return cfg, p.err
+	}
+	if c.PongTimeout <= c.PingInterval {
+		return cfg, fmt.Errorf("WS_PONG_TIMEOUT (%s) must be longer than WS_PING_INTERVAL (%s)", c.PongTimeout, c.PingInterval)
+	}
+	if cfg.JWTExpiration <= 0 || cfg.JWTRefreshExpiration <= 0 {
+		return cfg, fmt.Errorf("JWT_EXPIRATION and JWT_REFRESH_EXPIRATION must be positive")
+	}
+	if cfg.JWTSecret != "" && len(cfg.JWTSecret) < 32 {
+		return cfg, fmt.Errorf("JWT_SECRET must be at least 32 characters")
+	}
+	if cfg.JWTSecret == "" && cfg.Database.Dialect == models.Postgres {
+		return cfg, fmt.Errorf("JWT_SECRET is required with PostgreSQL (generate one: openssl rand -hex 32)")
+	}
+	if cfg.RedisURL != "" && !strings.HasPrefix(cfg.RedisURL, "redis://") && !strings.HasPrefix(cfg.RedisURL, "rediss://") {
+		return cfg, fmt.Errorf("REDIS_URL must start with redis:// or rediss://")
+	}
+	switch cfg.LogFormat {
+	case "text", "json":
+	default:
+		return cfg, fmt.Errorf("LOG_FORMAT must be text or json")
+	}
+	return cfg, nil
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// parser reads typed variables and keeps the first error.
+type parser struct {
+	getenv func(string) string
+	err    error
+}
+
+func (p *parser) duration(name string, def time.Duration) time.Duration {
+	s := p.getenv(name)
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		p.fail(fmt.Errorf("%s=%q: want a Go duration such as 5m or 168h", name, s))
+		return def
+	}
+	return d
+}
+
+func (p *parser) integer(name string, def, min int) int {
+	s := p.getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < min {
+		p.fail(fmt.Errorf("%s=%q: want an integer ≥ %d", name, s, min))
+		return def
+	}
+	return n
+}
+
+func (p *parser) float(name string, def float64) float64 {
+	s := p.getenv(name)
+	if s == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 {
+		p.fail(fmt.Errorf("%s=%q: want a number ≥ 0 (0 disables the limit)", name, s))
+		return def
+	}
+	return f
+}
+
+func (p *parser) fail(err error) {
+	if p.err == nil {
+		p.err = err
+	}
+}

@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"switchboard/handlers"
+	"switchboard/middleware"
+	"switchboard/migrations"
+	"switchboard/models"
+	"switchboard/web"
+	"switchboard/ws"
+)
+
+const usage = `usage: switchboard [command]
+
+commands:
+  serve                                  run the server (the default)
+  migrate                                apply database migrations and exit
+  createuser --username U [--email E] [--staff]
+                                         create a user; the password is read
+                                         from stdin (or a prompt on a terminal)
+  setactive U true|false                 activate or deactivate user U; a
+                                         deactivated user's sockets are closed
+  help                                   show this text
+
+Configuration comes from the environment; see README.md.
+`
+
+// run is the whole program: main only supplies the process's environment.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	if cmd == "help" || cmd == "-h" || cmd == "--help" {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg)
+	switch cmd {
+	case "serve":
+		return serve(ctx, cfg, logger)
+	case "migrate":
+		db, err := openDB(ctx, cfg, logger)
+		if err != nil {
+			return err
+		}
+		return closeDB(db)
+	case "createuser":
+		return createUser(ctx, cfg, logger, args, stdin, stdout)
+	case "setactive":
+		return setActive(ctx, cfg, logger, args, stdout)
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+func newLogger(w io.Writer, cfg Config) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// openDB connects and applies pending migrations (start-up and `migrate`
+// alike, so a fresh database is always usable).
+func openDB(ctx context.Context, cfg Config, logger *slog.Logger) (*gorm.DB, error) {
+	db, err := models.Open(cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	n, err := migrations.Up(ctx, sqlDB, string(cfg.Database.Dialect))
+	if err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	logger.Info("database ready", "dialect", cfg.Database.Dialect, "migrations_applied", n)
+	return db, nil
+}
+
+func closeDB(db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// jwtSecret returns JWT_SECRET, or in embedded mode the secret kept beside
+// the SQLite file, generating it on first start.
+func jwtSecret(cfg Config, logger *slog.Logger) ([]byte, error) {
+	if cfg.JWTSecret != "" {
+		return []byte(cfg.JWTSecret), nil
+	}
+	path := cfg.Database.DSN + ".jwt-secret"
+	if b, err := os.ReadFile(path); err == nil {
+		s := strings.TrimSpace(string(b))
+		if len(s) < 32 {
+			return nil, fmt.Errorf("JWT secret file %s is shorter than 32 characters", path)
+		}
+		return []byte(s), nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read JWT secret: %w", err)
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return nil, err
+	}
+	s := hex.EncodeToString(buf)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return jwtSecret(cfg, logger) // another process won the race
+	} else if err != nil {
+		return nil, fmt.Errorf("store JWT secret: %w", err)
+	}
+	_, err = f.WriteString(s + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store JWT secret: %w", err)
+	}
+	logger.Warn("JWT_SECRET not set: generated one and stored it beside the database", "path", path)
+	return []byte(s), nil
+}
+
+// app is the assembled server: what serve runs and tests drive.
+type app struct {
+	db       *gorm.DB
+	users    *models.UserStore
+	auth     *middleware.Auth
+	hub      *ws.Hub
+	broker   ws.Broker
+	presence ws.Presence
+	handler  http.Handler
+}
+
+func newApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) {
+	secret, err := jwtSecret(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	db, err := openDB(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{db: db, hub: ws.NewHub()}
+	a.users = models.NewUserStore(db, models.PasswordHasher{Cost: cfg.BcryptCost})
+	a.auth, err = middleware.NewAuth(middleware.AuthConfig{
+		Secret:     secret,
+		Expiration: cfg.JWTExpiration,
+		MaxRefresh: cfg.JWTRefreshExpiration,
+	}, a.users)
+	if err != nil {
+		closeDB(db)
+		return nil, err
+	}
+	a.broker = ws.NewMemoryBroker(a.hub.Deliver)
+	a.presence = ws.NewMemoryPresence()
+	a.hub.SetBroker(a.broker)
+	a.hub.ListenControl()
+	a.handler = handlers.NewServer(handlers.Deps{
+		Logger:         logger,
+		Users:          a.users,
+		Auth:           a.auth,
+		Hub:            a.hub,
+		Presence:       a.presence,
+		Client:         cfg.Client,
+		AllowedOrigins: cfg.AllowedOrigins,
+		LoginRate:      cfg.LoginRate,
+		LoginBurst:     cfg.LoginBurst,
+		Page:           web.Files(),
+	})
+	return a, nil
+}
+
+// close releases the broker, presence and database.
+func (a *app) close() {
+	a.presence.Close()
+	a.broker.Close()
+	closeDB(a.db)
+}
+
+// serve runs until ctx is cancelled (SIGTERM, Ctrl-C), then stops accepting,
+// closes every socket with 1001 and returns within ShutdownTimeout.
+func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	a, err := newApp(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	if cfg.PprofAddr != "" {
+		go servePprof(cfg.PprofAddr, logger)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	logger.Info("listening", "addr", "http://"+ln.Addr().String())
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout-500*time.Millisecond)
+	defer cancel()
+	// net/http does not track hijacked connections: the hub closes those.
+	go srv.Shutdown(sctx)
+	if err := a.hub.Shutdown(sctx); err != nil {
+		logger.Warn("some sockets did not finish closing in time", "err", err)
+	}
+	srv.Close()
+	logger.Info("stopped")
+	return nil
+}
+
+// servePprof serves the profiler on its own (loopback) address, never on
+// the public one.
+func servePprof(addr string, logger *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	logger.Info("pprof listening", "addr", addr)
+	if err := http.ListenAndServe(addr, mux); err != nil {
+		logger.Error("pprof", "err", err)
+	}
+}

@@ -1,0 +1,58 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"switchboard/middleware"
+)
+
+// addRoutes is the one place every route is listed.
+func addRoutes(r *gin.Engine, d Deps) {
+	wsd := &wsDeps{
+		logger:   d.Logger,
+		upgrader: newUpgrader(d.Logger, d.AllowedOrigins),
+		auth:     d.Auth,
+		hub:      d.Hub,
+		presence: d.Presence,
+		cfg:      d.Client,
+		now:      d.Now,
+	}
+	user := d.Auth.RequireUser()
+	staff := requireStaff(d.Logger)
+	login := middleware.RateLimit(d.LoginRate, d.LoginBurst)
+
+	// rest_framework_jwt-compatible token endpoints.
+	both(r, http.MethodPost, "/api-token-auth", login, handleObtainToken(d.Logger, d.Users, d.Auth))
+	both(r, http.MethodPost, "/api-token-refresh", login, handleRefreshToken(d.Logger, d.Auth))
+	both(r, http.MethodPost, "/api-token-verify", login, handleVerifyToken(d.Logger, d.Auth))
+
+	// Users.
+	both(r, http.MethodPost, "/api/users", login, handleCreateUser(d.Logger, d.Users))
+	both(r, http.MethodGet, "/api/users", user, staff, handleListUsers(d.Logger, d.Users))
+	both(r, http.MethodGet, "/api/users/me", user, handleMe())
+	both(r, http.MethodGet, "/api/users/:id", user, staff, handleGetUser(d.Logger, d.Users))
+	both(r, http.MethodPatch, "/api/users/:id", user, staff, handleUpdateUser(d.Logger, d.Users, d.Hub))
+	both(r, http.MethodDelete, "/api/users/:id", user, staff, handleDeleteUser(d.Logger, d.Users, d.Hub))
+
+	// WebSockets.
+	both(r, http.MethodGet, "/ws/echo", handleEcho(wsd))
+	both(r, http.MethodGet, "/ws/chat", handleChat(wsd))
+
+	if d.Page != nil {
+		page := http.FileServerFS(d.Page)
+		r.GET("/", gin.WrapH(page))
+		for _, f := range []string{"/app.js", "/style.css", "/index.html"} {
+			r.GET(f, gin.WrapH(page))
+		}
+	}
+}
+
+// both registers path with and without its trailing slash, so Django-style
+// URLs (/api-token-auth/) and bare ones work alike, without redirects that
+// would turn a POST into a GET.
+func both(r *gin.Engine, method, path string, h ...gin.HandlerFunc) {
+	r.Handle(method, path, h...)
+	r.Handle(method, path+"/", h...)
+}

@@ -1,0 +1,69 @@
+// Package handlers is switchboard's HTTP surface: REST, the
+// rest_framework_jwt-compatible token endpoints and the WebSocket routes.
+package handlers
+
+import (
+	"encoding/json"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"switchboard/middleware"
+	"switchboard/models"
+	"switchboard/ws"
+)
+
+// Deps is everything the handlers use; run builds it.
+type Deps struct {
+	Logger         *slog.Logger
+	Users          *models.UserStore
+	Auth           *middleware.Auth
+	Hub            *ws.Hub
+	Presence       ws.Presence
+	Client         ws.ClientConfig
+	AllowedOrigins []string
+	// LoginRate and LoginBurst limit token requests per client IP.
+	LoginRate  float64
+	LoginBurst int
+	// Page is the embedded chat page served at /; nil serves none.
+	Page fs.FS
+	// Now is the clock for frame timestamps; time.Now when nil.
+	Now func() time.Time
+}
+
+// NewServer returns the HTTP handler with every route and middleware.
+func NewServer(d Deps) http.Handler {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.LoginRate == 0 {
+		d.LoginRate, d.LoginBurst = 5, 20
+	}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.RedirectTrailingSlash = false
+	r.Use(middleware.AccessLog(d.Logger), recovery(d.Logger))
+	r.NoRoute(func(c *gin.Context) {
+		writeError(c, d.Logger, models.Errorf(models.ENOTFOUND, "no such endpoint"))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		writeError(c, d.Logger, &models.Error{Code: codeMethod, Message: "method not allowed"})
+	})
+	addRoutes(r, d)
+	return r
+}
+
+// recovery turns a panic into a logged 500 with the standard error shape.
+func recovery(logger *slog.Logger) gin.HandlerFunc {
+	return gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
+		logger.Error("panic", "path", c.FullPath(), "err", err)
+		c.AbortWithStatusJSON(http.StatusInternalServerError, errorBody{errorJSON{Code: models.EINTERNAL, Message: "internal error"}})
+	})
+}
+
+func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }

@@ -1,0 +1,165 @@
+package handlers
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"switchboard/middleware"
+	"switchboard/models"
+)
+
+// handleCreateUser is POST /api/users/ (registration, open to anyone).
+func handleCreateUser(logger *slog.Logger, users *models.UserStore) gin.HandlerFunc {
+	type request struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+		Email    string `json:"email"`
+	}
+	return func(c *gin.Context) {
+		in, err := decode[request](c)
+		if err != nil {
+			writeError(c, logger, err)
+			return
+		}
+		u, err := users.Create(c.Request.Context(), models.NewUser{Username: in.Username, Password: in.Password, Email: in.Email})
+		if err != nil {
+			writeError(c, logger, err)
+			return
+		}
+		c.JSON(http.StatusCreated, u.JSON())
+	}
+}
+
+// handleMe is GET /api/users/me.
+func handleMe() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.JSON(http.StatusOK, middleware.User(c).JSON())
+	}
+}
+
+// requireStaff refuses non-staff users with 403; it runs after RequireUser.
+func requireStaff(logger *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if u := middleware.User(c); u == nil || !u.IsStaff {
+			writeError(c, logger, models.Errorf(models.EFORBIDDEN, "staff only"))
+			return
+		}
+		c.Next()
+	}
+}
+
+// handleListUsers is GET /api/users/?limit=&offset= (staff).
+func handleListUsers(logger *slog.Logger, users *models.UserStore) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		limit, err1 := queryInt(c, "limit", 100, 1, 1000)
+		offset, err2 := queryInt(c, "offset", 0, 0, 1<<31-1)
+		if err1 != nil || err2 != nil {
+			writeError(c, logger, models.Errorf(models.EINVALID, "limit must be 1–1000 and offset ≥ 0"))
+			return
+		}
+		list, err := users.List(c.Request.Context(), limit, offset)
+		if err != nil {
+			writeError(c, logger, err)
+			return
+		}
+		out := make([]models.UserJSON, len(list))
+		for i := range list {
+			out[i] = list[i].JSON()
+		}
+		c.JSON(http.StatusOK, gin.H{"results": out, "limit": limit, "offset": offset})
+	}
+}
+
+// Revoker closes a user's live sockets on every process; called after a
+// user is deactivated or deleted.
+type Revoker interface {
+	Revoke(userID int64, reason string)
+}
+
+// handleUpdateUser is PATCH /api/users/{id} (staff): is_active, is_staff,
+// email. Deactivating closes the user's sockets everywhere.
+func handleUpdateUser(logger *slog.Logger, users *models.UserStore, revoker Revoker) gin.HandlerFunc {
+	type request struct {
+		Email    *string `json:"email"`
+		IsActive *bool   `json:"is_active"`
+		IsStaff  *bool   `json:"is_staff"`
+	}
+	return func(c *gin.Context) {
+		id, err := pathID(c)
+		if err != nil {
+			writeError(c, logger, err)
+			return
+		}
+		in, err := decode[request](c)
+		if err != nil {
+			writeError(c, logger, err)
+			return
+		}
+		u, err := users.Update(c.Request.Context(), id, models.UserPatch{Email: in.Email, IsActive: in.IsActive, IsStaff: in.IsStaff})
+		if err != nil {
+			writeError(c, logger, err)
+			return
+		}
+		if !u.IsActive {
+			revoker.Revoke(u.ID, middleware.ReasonUserInactive)
+		}
+		c.JSON(http.StatusOK, u.JSON())
+	}
+}
+
+// handleDeleteUser is DELETE /api/users/{id} (staff) → 204.
+func handleDeleteUser(logger *slog.Logger, users *models.UserStore, revoker Revoker) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, err := pathID(c)
+		if err != nil {
+			writeError(c, logger, err)
+			return
+		}
+		if err := users.Delete(c.Request.Context(), id); err != nil {
+			writeError(c, logger, err)
+			return
+		}
+		revoker.Revoke(id, middleware.ReasonUserInactive)
+		c.Status(http.StatusNoContent)
+	}
+}
+
+// handleGetUser is GET /api/users/{id} (staff).
+func handleGetUser(logger *slog.Logger, users *models.UserStore) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, err := pathID(c)
+		if err != nil {
+			writeError(c, logger, err)
+			return
+		}
+		u, err := users.Get(c.Request.Context(), id)
+		if err != nil {
+			writeError(c, logger, err)
+			return
+		}
+		c.JSON(http.StatusOK, u.JSON())
+	}
+}
+
+func pathID(c *gin.Context) (int64, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, models.Errorf(models.ENOTFOUND, "user not found")
+	}
+	return id, nil
+}
+
+func queryInt(c *gin.Context, name string, def, min, max int) (int, error) {
+	s, ok := c.GetQuery(name)
+	if !ok {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < min || n > max {
+		return 0, models.Errorf(models.EINVALID, "bad %s", name)
+	}
+	return n, nil
+}

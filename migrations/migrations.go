@@ -1,0 +1,47 @@
+// Package migrations holds switchboard's versioned SQL schema for each
+// database, embedded in the binary and applied with goose.
+package migrations
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+
+	"github.com/pressly/goose/v3"
+)
+
+//go:embed postgres/*.sql sqlite/*.sql
+var files embed.FS
+
+// Provider returns a goose provider for dialect ("postgres" or "sqlite").
+func Provider(db *sql.DB, dialect string) (*goose.Provider, error) {
+	var d goose.Dialect
+	switch dialect {
+	case "postgres":
+		d = goose.DialectPostgres
+	case "sqlite":
+		d = goose.DialectSQLite3
+	default:
+		return nil, fmt.Errorf("migrations: unknown dialect %q", dialect)
+	}
+	sub, err := fs.Sub(files, dialect)
+	if err != nil {
+		return nil, err
+	}
+	return goose.NewProvider(d, db, sub)
+}
+
+// Up applies every pending migration and returns how many ran.
+func Up(ctx context.Context, db *sql.DB, dialect string) (int, error) {
+	p, err := Provider(db, dialect)
+	if err != nil {
+		return 0, err
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return len(res), fmt.Errorf("migrate %s: %w", dialect, err)
+	}
+	return len(res), nil
+}

@@ -1,0 +1,275 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+)
+
+// User is an account. PasswordHash never leaves the models package in a
+// response: handlers serialise UserJSON.
+type User struct {
+	ID           int64  `gorm:"primaryKey"`
+	Username     string `gorm:"uniqueIndex;size:150;not null"`
+	Email        string `gorm:"size:254;not null;default:''"`
+	PasswordHash string `gorm:"column:password_hash;not null"`
+	IsActive     bool   `gorm:"not null;default:true"`
+	IsStaff      bool   `gorm:"not null;default:false"`
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// UserJSON is the public shape of a user.
+type UserJSON struct {
+	ID       int64  `json:"id"`
+	Username string `json:"username"`
+	Email    string `json:"email"`
+	IsActive bool   `json:"is_active"`
+	IsStaff  bool   `json:"is_staff"`
+}
+
+// JSON returns the user's public shape.
+func (u *User) JSON() UserJSON {
+	return UserJSON{ID: u.ID, Username: u.Username, Email: u.Email, IsActive: u.IsActive, IsStaff: u.IsStaff}
+}
+
+// MaxUsernameLength is Django's limit, in characters.
+const MaxUsernameLength = 150
+
+// ValidateUsername enforces 1–150 characters of Unicode letters, digits
+// and @.+-_ (Django's UnicodeUsernameValidator).
+func ValidateUsername(name string) error {
+	n := utf8.RuneCountInString(name)
+	if n == 0 {
+		return FieldError(EINVALID, "username", "this field may not be blank")
+	}
+	if n > MaxUsernameLength || !utf8.ValidString(name) {
+		return FieldError(EINVALID, "username", "ensure this field has no more than 150 characters")
+	}
+	for _, r := range name {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("@.+-_", r) {
+			return FieldError(EINVALID, "username", "enter a valid username: letters, digits and @/./+/-/_ only")
+		}
+	}
+	return nil
+}
+
+// ValidateEmail accepts an empty email or one plain address.
+func ValidateEmail(email string) error {
+	if email == "" {
+		return nil
+	}
+	if len(email) > 254 {
+		return FieldError(EINVALID, "email", "ensure this field has no more than 254 characters")
+	}
+	a, err := mail.ParseAddress(email)
+	if err != nil || a.Address != email || a.Name != "" {
+		return FieldError(EINVALID, "email", "enter a valid email address")
+	}
+	return nil
+}
+
+// ValidatePassword checks a new password's length.
+func ValidatePassword(password string) error {
+	if utf8.RuneCountInString(password) < MinPasswordLength {
+		return FieldError(EINVALID, "password", "ensure this field has at least 8 characters")
+	}
+	if len(password) > maxPasswordBytes {
+		return FieldError(EINVALID, "password", "ensure this field has no more than 72 bytes")
+	}
+	return nil
+}
+
+// NewUser is the input to UserStore.Create.
+type NewUser struct {
+	Username string
+	Email    string
+	Password string
+	IsStaff  bool
+}
+
+// UserPatch changes some of a user's fields; nil means unchanged.
+type UserPatch struct {
+	Email    *string
+	IsActive *bool
+	IsStaff  *bool
+}
+
+// UserStore reads and writes users.
+type UserStore struct {
+	db     *gorm.DB
+	hasher PasswordHasher
+}
+
+// NewUserStore returns a store over db.
+func NewUserStore(db *gorm.DB, hasher PasswordHasher) *UserStore {
+	return &UserStore{db: db, hasher: hasher}
+}
+
+// Create validates and inserts a user.
+func (s *UserStore) Create(ctx context.Context, in NewUser) (*User, error) {
+	if err := ValidateUsername(in.Username); err != nil {
+		return nil, err
+	}
+	if err := ValidateEmail(in.Email); err != nil {
+		return nil, err
+	}
+	if err := ValidatePassword(in.Password); err != nil {
+		return nil, err
+	}
+	hash, err := s.hasher.Hash(in.Password)
+	if err != nil {
+		return nil, fmt.Errorf("hash password: %w", err)
+	}
+	u := &User{Username: in.Username, Email: in.Email, PasswordHash: hash, IsActive: true, IsStaff: in.IsStaff}
+	if err := s.insert(ctx, u); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// CreateBatch inserts many users sharing one precomputed password hash, in
+// one transaction. It exists for load tests and imports, where hashing
+// thousands of passwords would dominate the run.
+func (s *UserStore) CreateBatch(ctx context.Context, usernames []string, passwordHash string) error {
+	users := make([]User, 0, len(usernames))
+	for _, name := range usernames {
+		if err := ValidateUsername(name); err != nil {
+			return err
+		}
+		users = append(users, User{Username: name, PasswordHash: passwordHash, IsActive: true})
+	}
+	err := s.db.WithContext(ctx).CreateInBatches(users, 500).Error
+	return translate(err, "username", "a user with that username already exists", EINVALID)
+}
+
+func (s *UserStore) insert(ctx context.Context, u *User) error {
+	err := s.db.WithContext(ctx).Create(u).Error
+	return translate(err, "username", "a user with that username already exists", EINVALID)
+}
+
+// Hasher returns the store's password hasher.
+func (s *UserStore) Hasher() PasswordHasher { return s.hasher }
+
+// Get loads a user by id.
+func (s *UserStore) Get(ctx context.Context, id int64) (*User, error) {
+	var u User
+	err := s.db.WithContext(ctx).Take(&u, "id = ?", id).Error
+	if err != nil {
+		return nil, translate(err, "", "user not found", ENOTFOUND)
+	}
+	return &u, nil
+}
+
+// GetByUsername loads a user by exact username.
+func (s *UserStore) GetByUsername(ctx context.Context, username string) (*User, error) {
+	var u User
+	err := s.db.WithContext(ctx).Take(&u, "username = ?", username).Error
+	if err != nil {
+		return nil, translate(err, "", "user not found", ENOTFOUND)
+	}
+	return &u, nil
+}
+
+// ErrBadCredentials is returned by Authenticate for an unknown user, a wrong
+// password or an inactive account alike, so callers cannot tell them apart.
+var ErrBadCredentials = &Error{Code: EUNAUTHORIZED, Message: "unable to log in with provided credentials"}
+
+// Authenticate checks a username and password. A legacy (Django) hash is
+// replaced by a fresh one after a successful check.
+func (s *UserStore) Authenticate(ctx context.Context, username, password string) (*User, error) {
+	u, err := s.GetByUsername(ctx, username)
+	if ErrorCode(err) == ENOTFOUND {
+		s.hasher.VerifyMissing(password)
+		return nil, ErrBadCredentials
+	} else if err != nil {
+		return nil, err
+	}
+	ok, rehash := s.hasher.Verify(u.PasswordHash, password)
+	if !ok || !u.IsActive {
+		return nil, ErrBadCredentials
+	}
+	if rehash {
+		if h, err := s.hasher.Hash(password); err == nil {
+			if err := s.db.WithContext(ctx).Model(u).Update("password_hash", h).Error; err != nil {
+				return nil, fmt.Errorf("rehash password of user %d: %w", u.ID, err)
+			}
+		}
+	}
+	return u, nil
+}
+
+// List returns users ordered by id.
+func (s *UserStore) List(ctx context.Context, limit, offset int) ([]User, error) {
+	var users []User
+	err := s.db.WithContext(ctx).Order("id").Limit(limit).Offset(offset).Find(&users).Error
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return users, nil
+}
+
+// Update applies patch to user id and returns the result.
+func (s *UserStore) Update(ctx context.Context, id int64, patch UserPatch) (*User, error) {
+	changes := map[string]any{}
+	if patch.Email != nil {
+		if err := ValidateEmail(*patch.Email); err != nil {
+			return nil, err
+		}
+		changes["email"] = *patch.Email
+	}
+	if patch.IsActive != nil {
+		changes["is_active"] = *patch.IsActive
+	}
+	if patch.IsStaff != nil {
+		changes["is_staff"] = *patch.IsStaff
+	}
+	if len(changes) > 0 {
+		changes["updated_at"] = time.Now()
+		res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).Updates(changes)
+		if res.Error != nil {
+			return nil, fmt.Errorf("update user %d: %w", id, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return nil, Errorf(ENOTFOUND, "user not found")
+		}
+	}
+	return s.Get(ctx, id)
+}
+
+// Delete removes user id.
+func (s *UserStore) Delete(ctx context.Context, id int64) error {
+	res := s.db.WithContext(ctx).Delete(&User{}, "id = ?", id)
+	if res.Error != nil {
+		return fmt.Errorf("delete user %d: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return Errorf(ENOTFOUND, "user not found")
+	}
+	return nil
+}
+
+// translate maps GORM's translated errors to *Error.
+// A duplicate key becomes dupCode: the REST contract answers a duplicate
+// username with 400 and the field's name, as Django REST framework does.
+func translate(err error, field, message, dupCode string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return Errorf(ENOTFOUND, "%s", message)
+	case errors.Is(err, gorm.ErrDuplicatedKey):
+		if field != "" {
+			return FieldError(dupCode, field, message)
+		}
+		return Errorf(dupCode, "%s", message)
+	}
+	return err
+}

@@ -1,0 +1,41 @@
+package ws
+
+import "context"
+
+// Message is what travels through a channel layer: an encoded JSON payload
+// that members receive as one text frame, and a sequence number.
+//
+// Seq, when non-zero, only grows within a channel (a status version today,
+// a per-group message id for history and recovery later); members drop a
+// Seq they have already passed, so a late message never overtakes a newer
+// one.
+type Message struct {
+	Payload []byte
+	Seq     uint64
+}
+
+// Broker is the channel layer (in the Django Channels sense): it carries
+// messages published on a channel to every process with members there.
+// Every message, local ones too, passes the broker exactly once; the
+// broker hands each to the Deliver function it was built with.
+type Broker interface {
+	// Publish sends msg to every subscriber of channel, in every process.
+	// Messages published by one goroutine arrive in the order sent.
+	Publish(ctx context.Context, channel string, msg Message) error
+	// Subscribe and Unsubscribe tell the broker this process has its
+	// first member of channel, or no longer any. They never block on the
+	// network: a distributed broker applies them in the background.
+	Subscribe(channel string)
+	Unsubscribe(channel string)
+	// Close stops the broker.
+	Close() error
+}
+
+// Deliver receives what a broker carries: the hub's deliver.
+type Deliver func(channel string, msg Message)
+
+// Health is reported by brokers whose backend can be unreachable.
+type Health interface {
+	// Healthy returns nil when the backend is reachable.
+	Healthy(ctx context.Context) error
+}

@@ -1,0 +1,23 @@
+package ws
+
+import "context"
+
+// MemoryBroker is the in-process channel layer: Publish delivers at once,
+// in the caller's goroutine, so one sender's messages keep their order.
+type MemoryBroker struct {
+	deliver Deliver
+}
+
+var _ Broker = (*MemoryBroker)(nil)
+
+// NewMemoryBroker returns a broker that hands every message to deliver.
+func NewMemoryBroker(deliver Deliver) *MemoryBroker { return &MemoryBroker{deliver: deliver} }
+
+func (b *MemoryBroker) Publish(_ context.Context, channel string, msg Message) error {
+	b.deliver(channel, msg)
+	return nil
+}
+
+func (b *MemoryBroker) Subscribe(string)   {}
+func (b *MemoryBroker) Unsubscribe(string) {}
+func (b *MemoryBroker) Close() error       { return nil }

@@ -1,0 +1,339 @@
+package ws
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+)
+
+// ClientConfig holds the per-socket limits. Every field is a setting
+// (environment) so an operator or a benchmark can change it.
+type ClientConfig struct {
+	MaxMessageBytes int64         // larger frames close with 1009
+	RateLimit       float64       // frames per second a client may send...
+	RateBurst       int           // ...with this burst; beyond, close 1008
+	SendQueue       int           // frames queued for a member; beyond, close 1013
+	PingInterval    time.Duration // how often the server pings
+	PongTimeout     time.Duration // silence after which the peer is dead
+	WriteTimeout    time.Duration // longest a single write may block
+	CloseGrace      time.Duration // how long to wait for the peer's close reply
+}
+
+// DefaultClientConfig returns the limits the issues fix as defaults.
+func DefaultClientConfig() ClientConfig {
+	return ClientConfig{
+		MaxMessageBytes: 64 << 10,
+		RateLimit:       20,
+		RateBurst:       40,
+		SendQueue:       1024,
+		PingInterval:    30 * time.Second,
+		PongTimeout:     60 * time.Second,
+		WriteTimeout:    10 * time.Second,
+		CloseGrace:      2 * time.Second,
+	}
+}
+
+// Client is one WebSocket connection.
+//
+// Its read loop (Serve) is the only reader. Writes go through queue: the
+// hub's fan-out appends shared Frames and, when no writer is running,
+// starts one; writeLoop is the only goroutine that writes frames to the
+// connection and it exits when the queue is empty, so an idle socket holds
+// one goroutine and no write buffer. gorilla's own writes are limited to
+// protocol-error closes, each a single atomic Write of one whole frame.
+type Client struct {
+	conn *websocket.Conn
+	raw  net.Conn
+	cfg  ClientConfig
+
+	// UserID and Username identify the authenticated user (zero for /ws/echo/).
+	UserID   int64
+	Username string
+
+	mu       sync.Mutex
+	queue    [][]byte // Frames waiting for the writer
+	spare    [][]byte // a small finished batch's array, reused by the next queue
+	writing  bool     // a writeLoop goroutine is running
+	closing  bool     // a close frame is queued or sent; no more data frames
+	closed   CloseReason
+	lastSeq  uint64 // highest Message.Seq queued, to drop stale pushes
+	channels []string
+
+	pingTimer *time.Timer
+	done      chan struct{} // closed when Serve has returned
+	onDone    func()        // set by Hub.Add: leave every channel
+}
+
+// NewClient wraps an upgraded connection.
+func NewClient(conn *websocket.Conn, cfg ClientConfig) *Client {
+	c := &Client{conn: conn, raw: conn.NetConn(), cfg: cfg, done: make(chan struct{})}
+	// Answer pings and close frames through our writer: gorilla's default
+	// handlers would write from the reader goroutine.
+	conn.SetPingHandler(func(data string) error {
+		c.enqueueControl(makeFrame(opPong, []byte(data)))
+		return nil
+	})
+	conn.SetCloseHandler(func(code int, text string) error {
+		if code == websocket.CloseNoStatusReceived {
+			code = websocket.CloseNormalClosure
+		}
+		c.Close(CloseReason{Code: code})
+		return nil
+	})
+	conn.SetPongHandler(func(string) error { return c.extendDeadline() })
+	return c
+}
+
+// Send queues one text frame for this client alone.
+func (c *Client) Send(payload []byte) { c.enqueue(TextFrame(payload), 0) }
+
+// SendBinary queues one binary frame for this client alone.
+func (c *Client) SendBinary(payload []byte) { c.enqueue(makeFrame(opBinary, payload), 0) }
+
+// SendSeq queues one text frame carrying seq; see Message.Seq.
+func (c *Client) SendSeq(payload []byte, seq uint64) { c.enqueue(TextFrame(payload), seq) }
+
+// Done is closed once the client's read loop has finished.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// CloseReason returns why the connection was closed (zero while open).
+func (c *Client) CloseReason() CloseReason {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// enqueue appends f for the writer. seq, when non-zero, must grow: an
+// older or repeated seq is dropped, so a subscriber never sees a stale
+// status after a newer one. A full queue closes this client alone (1013):
+// the fan-out never waits for a slow reader. It reports whether f was
+// queued.
+func (c *Client) enqueue(f Frame, seq uint64) bool {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	if seq != 0 {
+		if seq <= c.lastSeq {
+			c.mu.Unlock()
+			return false
+		}
+		c.lastSeq = seq
+	}
+	if len(c.queue) >= c.cfg.SendQueue {
+		c.mu.Unlock()
+		c.Close(CloseSlowConsumer)
+		return false
+	}
+	if c.queue == nil && c.spare != nil {
+		c.queue, c.spare = c.spare[:0], nil
+	}
+	c.queue = append(c.queue, f)
+	c.startWriterLocked()
+	c.mu.Unlock()
+	return true
+}
+
+// enqueueControl queues a ping or pong; control frames bypass the bound.
+func (c *Client) enqueueControl(f Frame) {
+	c.mu.Lock()
+	if !c.closing {
+		c.queue = append(c.queue, f)
+		c.startWriterLocked()
+	}
+	c.mu.Unlock()
+}
+
+func (c *Client) startWriterLocked() {
+	if !c.writing {
+		c.writing = true
+		go c.writeLoop()
+	}
+}
+
+// Close closes the connection with r: queued data frames are dropped, the
+// close frame is sent after whatever write is in flight, and the socket is
+// torn down when the peer answers or CloseGrace (plus WriteTimeout) passes.
+// It never blocks and is safe from any goroutine; the first call wins.
+func (c *Client) Close(r CloseReason) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	c.closed = r
+	c.queue = append(c.queue[:0], closeFrame(r.Code, r.Reason))
+	c.startWriterLocked()
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	c.mu.Unlock()
+	time.AfterFunc(c.cfg.CloseGrace+c.cfg.WriteTimeout, func() { c.raw.Close() })
+}
+
+// writeLoop is the only goroutine that writes frames: it takes the whole
+// queue and sends it with one writev, until the queue is empty.
+func (c *Client) writeLoop() {
+	for {
+		c.mu.Lock()
+		batch := c.queue
+		if len(batch) == 0 {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.queue = nil
+		closing := c.closing
+		c.mu.Unlock()
+
+		bufs := net.Buffers(batch) // WriteTo reslices bufs, not batch
+		c.raw.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+		_, err := bufs.WriteTo(c.raw)
+
+		c.mu.Lock()
+		clear(batch)
+		if c.spare == nil && cap(batch) <= maxSpare {
+			c.spare = batch[:0]
+		}
+		if err != nil || closing {
+			// A failed write or a sent close frame ends all writing; the
+			// reader sees the connection go and cleans up.
+			c.closing = true
+			c.queue = nil
+			c.writing = false
+			c.mu.Unlock()
+			if err != nil {
+				c.raw.Close()
+			}
+			return
+		}
+		c.mu.Unlock()
+	}
+}
+
+func (c *Client) extendDeadline() error {
+	return c.conn.SetReadDeadline(time.Now().Add(c.cfg.PongTimeout))
+}
+
+// schedulePing pings every PingInterval through the writer; one runtime
+// timer per client instead of a goroutine with a ticker.
+func (c *Client) schedulePing() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing || c.cfg.PingInterval <= 0 {
+		return
+	}
+	c.pingTimer = time.AfterFunc(c.cfg.PingInterval, func() {
+		c.enqueueControl(pingFrame)
+		c.mu.Lock()
+		if !c.closing {
+			c.pingTimer.Reset(c.cfg.PingInterval)
+		}
+		c.mu.Unlock()
+	})
+}
+
+func (c *Client) stopPing() {
+	c.mu.Lock()
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	c.mu.Unlock()
+}
+
+// maxSpare bounds the batch array a client keeps between bursts, so a
+// member that once fell behind does not hold a large array while idle.
+const maxSpare = 64
+
+// errTooBig marks a message over MaxMessageBytes.
+var errTooBig = errors.New("message too big")
+
+// Serve runs the read loop until the connection ends. Each valid text frame
+// is passed to onText (binary frames to onBinary; nil onBinary refuses
+// them with 1003). A violation closes this client with its code and the
+// loop keeps draining until the peer answers, so the close frame is read
+// before the TCP connection goes. Serve closes the connection and Done.
+func (c *Client) Serve(onText func([]byte), onBinary func([]byte)) {
+	defer close(c.done)
+	defer func() {
+		c.raw.Close()
+		if c.onDone != nil {
+			c.onDone()
+		}
+	}()
+	var limiter *rate.Limiter
+	if c.cfg.RateLimit > 0 {
+		limiter = rate.NewLimiter(rate.Limit(c.cfg.RateLimit), c.cfg.RateBurst)
+	}
+	c.extendDeadline()
+	c.schedulePing()
+	defer c.stopPing()
+	for {
+		typ, r, err := c.conn.NextReader()
+		if err != nil {
+			c.mu.Lock()
+			if !c.closing {
+				// Peer vanished (EOF, reset, pong timeout) without a close
+				// handshake: nothing more can be sent.
+				c.closing = true
+				c.closed = CloseReason{Code: websocket.CloseAbnormalClosure}
+				if ce := (*websocket.CloseError)(nil); errors.As(err, &ce) {
+					c.closed = CloseReason{Code: ce.Code, Reason: ce.Text}
+				}
+			}
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Lock()
+		closing := c.closing
+		c.mu.Unlock()
+		if closing {
+			continue // drain until the peer's close reply
+		}
+		c.extendDeadline()
+		if limiter != nil && !limiter.Allow() {
+			c.Close(CloseFlooding)
+			continue
+		}
+		msg, err := readLimited(r, c.cfg.MaxMessageBytes)
+		switch {
+		case errors.Is(err, errTooBig):
+			c.Close(CloseTooBig)
+			continue
+		case err != nil:
+			continue // the next NextReader reports the broken connection
+		}
+		if typ == websocket.TextMessage {
+			if !utf8.Valid(msg) {
+				c.Close(CloseInvalidUTF8)
+				continue
+			}
+			onText(msg)
+		} else if onBinary != nil {
+			onBinary(msg)
+		} else {
+			c.Close(CloseUnsupported)
+		}
+	}
+}
+
+// readLimited reads one message of at most max bytes without ever holding
+// more than max+1 in memory, whatever length the frame header claims.
+func readLimited(r io.Reader, max int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, errTooBig
+	}
+	return b, nil
+}

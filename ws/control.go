@@ -1,0 +1,38 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// controlEvent is a message on ControlChannel.
+type controlEvent struct {
+	Type   string `json:"type"` // "revoke"
+	UserID int64  `json:"user_id"`
+	Reason string `json:"reason"`
+}
+
+// ListenControl subscribes this process to ControlChannel. Call it once
+// after SetBroker.
+func (h *Hub) ListenControl() { h.broker.Subscribe(ControlChannel) }
+
+// Revoke closes every socket of userID, in every process, with 4003 and
+// reason. The local sockets are closed at once, without waiting for the
+// channel layer; the other processes hear it through ControlChannel.
+func (h *Hub) Revoke(userID int64, reason string) {
+	h.CloseUser(userID, CloseReason{CodeForbidden, reason})
+	payload := Encode(controlEvent{Type: "revoke", UserID: userID, Reason: reason})
+	// Publishing is best effort: with the channel layer down, other
+	// processes still refuse the user's token on its next use.
+	_ = h.broker.Publish(context.Background(), ControlChannel, Message{Payload: payload})
+}
+
+func (h *Hub) handleControl(msg Message) {
+	var ev controlEvent
+	if err := json.Unmarshal(msg.Payload, &ev); err != nil {
+		return
+	}
+	if ev.Type == "revoke" && ev.UserID != 0 {
+		h.CloseUser(ev.UserID, CloseReason{CodeForbidden, ev.Reason})
+	}
+}

@@ -1,0 +1,219 @@
+package ws
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// Hub tracks which clients are members of which channels in this process
+// and fans messages out to them.
+//
+// Unlike gorilla's chat example, the hub has no goroutine of its own:
+// membership sits behind a mutex and deliver runs in the goroutine the
+// broker calls it from, so there is no single goroutine for every message
+// to queue behind and no channel send that can hang at shutdown.
+type Hub struct {
+	broker Broker
+
+	mu       sync.RWMutex
+	channels map[string]*channel
+	clients  map[*Client]struct{}
+	closed   bool
+
+	wg sync.WaitGroup // one per client between Add and its Serve's end
+}
+
+type channel struct {
+	mu      sync.RWMutex
+	members []*Client
+	index   map[*Client]int
+}
+
+// ErrHubClosed is returned by Join once shutdown has begun.
+var ErrHubClosed = errors.New("hub closed")
+
+// NewHub returns an empty hub. Call SetBroker before the first Join (the
+// broker needs Deliver and the hub needs the broker).
+func NewHub() *Hub {
+	return &Hub{channels: map[string]*channel{}, clients: map[*Client]struct{}{}}
+}
+
+// SetBroker sets the channel layer the hub subscribes through.
+func (h *Hub) SetBroker(b Broker) { h.broker = b }
+
+// Add registers c with the hub (for shutdown and revocation) and removes it
+// from every channel when its read loop ends. Call it before c.Serve.
+func (h *Hub) Add(c *Client) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return ErrHubClosed
+	}
+	h.clients[c] = struct{}{}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	c.onDone = func() {
+		h.remove(c)
+		h.wg.Done()
+	}
+	return nil
+}
+
+// Join makes c a member of channel, subscribing this process to it when c
+// is its first local member.
+func (h *Hub) Join(name string, c *Client) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return ErrHubClosed
+	}
+	ch := h.channels[name]
+	first := ch == nil
+	if first {
+		ch = &channel{index: map[*Client]int{}}
+		h.channels[name] = ch
+		// Subscribe under h.mu so a racing last-Leave's Unsubscribe of the
+		// same channel cannot be applied after it; it never blocks.
+		h.broker.Subscribe(name)
+	}
+	ch.mu.Lock()
+	if _, ok := ch.index[c]; !ok {
+		ch.index[c] = len(ch.members)
+		ch.members = append(ch.members, c)
+	}
+	ch.mu.Unlock()
+	h.mu.Unlock()
+
+	c.mu.Lock()
+	c.channels = append(c.channels, name)
+	c.mu.Unlock()
+	return nil
+}
+
+// Leave removes c from channel, unsubscribing when it was the last member.
+func (h *Hub) Leave(name string, c *Client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch := h.channels[name]
+	if ch == nil {
+		return
+	}
+	ch.mu.Lock()
+	if i, ok := ch.index[c]; ok {
+		last := len(ch.members) - 1
+		ch.members[i] = ch.members[last]
+		ch.index[ch.members[i]] = i
+		ch.members[last] = nil
+		ch.members = ch.members[:last]
+		delete(ch.index, c)
+	}
+	empty := len(ch.members) == 0
+	ch.mu.Unlock()
+	if empty {
+		delete(h.channels, name)
+		h.broker.Unsubscribe(name)
+	}
+}
+
+func (h *Hub) remove(c *Client) {
+	c.mu.Lock()
+	names := c.channels
+	c.channels = nil
+	c.mu.Unlock()
+	for _, name := range names {
+		h.Leave(name, c)
+	}
+	h.mu.Lock()
+	delete(h.clients, c)
+	h.mu.Unlock()
+}
+
+// Deliver fans msg out to this process's members of channel: the frame is
+// built once and shared. It is the Deliver a broker is built with.
+func (h *Hub) Deliver(name string, msg Message) {
+	if name == ControlChannel {
+		h.handleControl(msg)
+		return
+	}
+	h.mu.RLock()
+	ch := h.channels[name]
+	h.mu.RUnlock()
+	if ch == nil {
+		return
+	}
+	f := TextFrame(msg.Payload)
+	ch.mu.RLock()
+	for _, c := range ch.members {
+		c.enqueue(f, msg.Seq)
+	}
+	ch.mu.RUnlock()
+}
+
+// Publish sends msg to channel's members in every process.
+func (h *Hub) Publish(ctx context.Context, name string, msg Message) error {
+	return h.broker.Publish(ctx, name, msg)
+}
+
+// Members returns the local members of channel.
+func (h *Hub) Members(name string) []*Client {
+	h.mu.RLock()
+	ch := h.channels[name]
+	h.mu.RUnlock()
+	if ch == nil {
+		return nil
+	}
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	return append([]*Client(nil), ch.members...)
+}
+
+// CloseUser closes every local socket of userID with r and reports how
+// many there were.
+func (h *Hub) CloseUser(userID int64, r CloseReason) int {
+	h.mu.RLock()
+	var victims []*Client
+	for c := range h.clients {
+		if c.UserID == userID {
+			victims = append(victims, c)
+		}
+	}
+	h.mu.RUnlock()
+	for _, c := range victims {
+		c.Close(r)
+	}
+	return len(victims)
+}
+
+// Counts returns the number of local clients and channels (for metrics).
+func (h *Hub) Counts() (clients, channels int) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.clients), len(h.channels)
+}
+
+// Shutdown refuses new clients, closes every client with 1001 and waits
+// until their read loops have ended or ctx is done.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.closed = true
+	all := make([]*Client, 0, len(h.clients))
+	for c := range h.clients {
+		all = append(all, c)
+	}
+	h.mu.Unlock()
+	for _, c := range all {
+		c.Close(CloseShutdown)
+	}
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range all {
+			c.raw.Close()
+		}
+		return ctx.Err()
+	}
+}

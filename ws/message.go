@@ -1,0 +1,94 @@
+package ws
+
+import (
+	"encoding/json"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Channel names inside the channel layer. Groups and status keys live in
+// separate namespaces so a group called "status:x" cannot reach status
+// subscribers; Control carries process-to-process events.
+const (
+	groupPrefix  = "g:"
+	statusPrefix = "s:"
+	// ControlChannel carries events every process acts on (revocation).
+	ControlChannel = "ctl"
+)
+
+// GroupChannel is the channel of a chat or publish group.
+func GroupChannel(group string) string { return groupPrefix + group }
+
+// StatusChannel is the channel of a live status key.
+func StatusChannel(key string) string { return statusPrefix + key }
+
+// ChatGroup is the group a user's chat socket joins: "chat-" and the first
+// character (not byte) of the username, case kept.
+func ChatGroup(username string) string {
+	r, _ := utf8.DecodeRuneInString(username)
+	return "chat-" + string(r)
+}
+
+// MaxNameLength bounds group names and status keys.
+const MaxNameLength = 100
+
+// ValidName reports whether s is a valid group name or status key: 1–100
+// characters of letters, digits and - _ . :
+func ValidName(s string) bool {
+	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > MaxNameLength {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '-' && r != '_' && r != '.' && r != ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// Now formats t as the "ts" of every frame: RFC 3339 with fractional
+// seconds, UTC.
+func Now(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// Frames the server sends. Each is encoded once per message.
+type (
+	Welcome struct {
+		Type  string `json:"type"` // "welcome"
+		User  string `json:"user"`
+		Group string `json:"group"`
+	}
+	ChatMessage struct {
+		Type  string `json:"type"` // "message"
+		Group string `json:"group"`
+		User  string `json:"user"`
+		Text  string `json:"text"`
+		TS    string `json:"ts"`
+	}
+	PresenceEvent struct {
+		Type string `json:"type"` // "join" or "leave"
+		User string `json:"user"`
+	}
+	Publish struct {
+		Type  string          `json:"type"` // "publish"
+		Group string          `json:"group"`
+		Data  json.RawMessage `json:"data"`
+		TS    string          `json:"ts"`
+	}
+	Status struct {
+		Type    string          `json:"type"` // "status"
+		Key     string          `json:"key"`
+		Value   json.RawMessage `json:"value"`
+		Version uint64          `json:"version"`
+		TS      string          `json:"ts"`
+	}
+)
+
+// Encode marshals a frame struct; the types above cannot fail to encode.
+func Encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("ws: encode frame: " + err.Error())
+	}
+	return b
+}
