@@ -13,6 +13,8 @@
   const BACKOFF_MIN_MS = 1000;
   const BACKOFF_MAX_MS = 30000;
   const MAX_MESSAGES = 1000; // oldest entries are dropped beyond this
+  // Status keys and group names: 1–100 letters, digits and - _ . : (as the server's ws.ValidName).
+  const VALID_NAME = /^[\p{L}\p{Nd}_.:-]{1,100}$/u;
 
   // Plain-language texts for the server's close codes (see ws close codes).
   const TEXT = {
@@ -23,6 +25,8 @@
     tooBig: 'Your message was too big and you were disconnected',
     tooSlow: 'Your connection was too slow to keep up',
     restarting: 'The server is restarting',
+    badName: 'That group or key name is not valid',
+    badKey: 'Use 1–100 letters, digits, or - _ . :',
     serverError: 'The server had a problem',
     lost: 'Connection lost',
     unreachable: 'Can\'t reach the server. Check your connection and try again.',
@@ -60,6 +64,7 @@
     statusConn: $('status-conn'),
     statusForm: $('status-form'),
     statusKey: $('status-key'),
+    statusError: $('status-error'),
     statusCurrentKey: $('status-current-key'),
     statusValue: $('status-value'),
     statusVersion: $('status-version'),
@@ -336,6 +341,8 @@
         return { action: 'stop', reason: TEXT.tooFast };
       case 1009:
         return { action: 'stop', reason: TEXT.tooBig };
+      case 4000:
+        return { action: 'stop', reason: TEXT.badName };
       case 1013:
         return { action: 'retry', reason: TEXT.tooSlow, prefix: TEXT.tooSlow };
       case 1001:
@@ -366,10 +373,12 @@
       this.retryTimer = 0;
       this.countdownTimer = 0;
       this.state = 'idle';
+      this.outage = null; // the close that started the current outage
     }
 
     start() {
       this.stop();
+      this.outage = null;
       this.active = true;
       this.attempt = 0;
       this.connect();
@@ -448,6 +457,7 @@
         if (!greeted) {
           greeted = true;
           this.attempt = 0; // the server accepted us: start backoff afresh next time
+          this.outage = null;
           this.emit('connected', 'Connected');
         }
         this.onFrame(frame);
@@ -460,9 +470,15 @@
     }
 
     async closed(ev, opened, gen) {
-      const info = classifyClose(ev.code, ev.reason);
+      let info = classifyClose(ev.code, ev.reason);
       info.code = ev.code;
       info.serverReason = ev.reason || '';
+      if (info.action === 'retry') {
+        // Failed attempts during an outage keep the server's explanation
+        // ("The server is restarting") until a connection succeeds.
+        if (!opened && this.outage) info = Object.assign({}, this.outage, { code: ev.code });
+        else this.outage = info;
+      }
       if (info.action === 'logout') {
         sessionEnded(info.reason);
         return;
@@ -891,7 +907,7 @@
 
   function startStatus() {
     const saved = storageGet(STATUS_KEY_STORAGE);
-    status.key = saved && saved.trim() ? saved.trim() : DEFAULT_STATUS_KEY;
+    status.key = saved && VALID_NAME.test(saved) ? saved : DEFAULT_STATUS_KEY;
     el.statusKey.value = status.key;
     resetStatus();
     statusSocket.start();
@@ -911,6 +927,13 @@
   function watchKey() {
     const key = el.statusKey.value.trim();
     if (!key) return; // keep watching the current key until a new one is entered
+    if (!VALID_NAME.test(key)) {
+      setText(el.statusError, TEXT.badKey);
+      el.statusKey.setAttribute('aria-invalid', 'true');
+      return;
+    }
+    setText(el.statusError, '');
+    el.statusKey.removeAttribute('aria-invalid');
     if (key === status.key && statusSocket.active) return;
     status.key = key;
     storageSet(STATUS_KEY_STORAGE, key);
@@ -956,7 +979,7 @@
     el.statusConn.dataset.state = state;
     if (state === 'connected') setText(el.statusConn, 'live');
     else if (state === 'reconnecting') setText(el.statusConn, 'reconnecting in ' + ((info && info.retryIn) || 1) + 's…');
-    else if (state === 'disconnected') setText(el.statusConn, 'disconnected');
+    else if (state === 'disconnected') setText(el.statusConn, info && info.reason === TEXT.badName ? 'invalid key' : 'disconnected');
     else setText(el.statusConn, 'connecting…');
     el.statusConn.title = text;
   }
