@@ -36,9 +36,21 @@ func addRoutes(r *gin.Engine, d Deps) {
 	both(r, http.MethodPatch, "/api/users/:id", user, staff, handleUpdateUser(d.Logger, d.Users, d.Hub))
 	both(r, http.MethodDelete, "/api/users/:id", user, staff, handleDeleteUser(d.Logger, d.Users, d.Hub))
 
+	// Groups, live status and presence: staff JWTs or the service API key.
+	service := middleware.APIKey(d.PublishAPIKey)
+	both(r, http.MethodPost, "/api/groups/:group/messages", service, user, staff, handlePublish(d.Logger, d.Hub, d.Now))
+	both(r, http.MethodGet, "/api/groups/:group/presence", service, user, handlePresence(d.Logger, d.Presence))
+	both(r, http.MethodPut, "/api/status/:key", service, user, staff, handlePutStatus(d.Logger, d.Status, d.Hub))
+	both(r, http.MethodGet, "/api/status/:key", service, user, handleGetStatus(d.Logger, d.Status))
+
+	// Probes.
+	r.GET("/healthz", handleHealthz())
+	r.GET("/readyz", handleReadyz(d.Checks))
+
 	// WebSockets.
 	both(r, http.MethodGet, "/ws/echo", handleEcho(wsd))
 	both(r, http.MethodGet, "/ws/chat", handleChat(wsd))
+	both(r, http.MethodGet, "/ws/status/:key", handleStatusSocket(wsd, d.Status))
 
 	if d.Page != nil {
 		page := http.FileServerFS(d.Page)

@@ -21,11 +21,17 @@ import (
 type Deps struct {
 	Logger         *slog.Logger
 	Users          *models.UserStore
+	Status         *models.StatusStore
 	Auth           *middleware.Auth
 	Hub            *ws.Hub
 	Presence       ws.Presence
 	Client         ws.ClientConfig
 	AllowedOrigins []string
+	// PublishAPIKey lets services publish with `Authorization: Api-Key`;
+	// empty refuses every API key.
+	PublishAPIKey string
+	// Checks are the dependencies /readyz reports on.
+	Checks map[string]Check
 	// LoginRate and LoginBurst limit token requests per client IP.
 	LoginRate  float64
 	LoginBurst int

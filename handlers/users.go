@@ -41,8 +41,13 @@ func handleMe() gin.HandlerFunc {
 }
 
 // requireStaff refuses non-staff users with 403; it runs after RequireUser.
+// A service with the publish API key counts as staff.
 func requireStaff(logger *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if middleware.IsService(c) {
+			c.Next()
+			return
+		}
 		if u := middleware.User(c); u == nil || !u.IsStaff {
 			writeError(c, logger, models.Errorf(models.EFORBIDDEN, "staff only"))
 			return

@@ -48,9 +48,10 @@ type Claims struct {
 	OrigIat  int64
 }
 
-// Context keys set by RequireUser.
+// Context keys set by RequireUser and APIKey.
 const (
 	ContextUser   = "switchboard.user"
+	ContextAPIKey = "switchboard.api_key"
 	contextReason = "switchboard.auth_reason"
 )
 
@@ -154,6 +155,10 @@ func (a *Auth) failed(reason string) {
 func (a *Auth) RequireUser() gin.HandlerFunc {
 	guard := a.mw.MiddlewareFunc()
 	return func(c *gin.Context) {
+		if c.GetBool(ContextAPIKey) {
+			c.Next() // a service authenticated by APIKey
+			return
+		}
 		// gin-jwt knows one prefix; accept Django's too by rewriting it.
 		h := c.Request.Header.Get("Authorization")
 		if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "JWT") || ok && strings.EqualFold(scheme, "Bearer") {

@@ -28,8 +28,8 @@ if [ -z "${HOME:-}" ]; then
 fi
 
 trap sb_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'sb_log "interrupted"; exit 130' INT
+trap 'sb_log "terminated"; exit 143' TERM
 
 command -v go >/dev/null 2>&1 || sb_die "go not found (expected /usr/local/go/bin/go)"
 sb_ensure_packages

@@ -17,14 +17,19 @@ type controlEvent struct {
 func (h *Hub) ListenControl() { h.broker.Subscribe(ControlChannel) }
 
 // Revoke closes every socket of userID, in every process, with 4003 and
-// reason. The local sockets are closed at once, without waiting for the
-// channel layer; the other processes hear it through ControlChannel.
+// reason. Every broker delivers to this process before it returns, so the
+// local sockets close even with Redis down; the other processes hear it
+// through ControlChannel.
 func (h *Hub) Revoke(userID int64, reason string) {
-	h.CloseUser(userID, CloseReason{CodeForbidden, reason})
+	// Best effort: with the channel layer down, other processes still
+	// refuse the user's token on its next use.
+	_ = h.RevokeErr(context.Background(), userID, reason)
+}
+
+// RevokeErr is Revoke, reporting whether the other processes were told.
+func (h *Hub) RevokeErr(ctx context.Context, userID int64, reason string) error {
 	payload := Encode(controlEvent{Type: "revoke", UserID: userID, Reason: reason})
-	// Publishing is best effort: with the channel layer down, other
-	// processes still refuse the user's token on its next use.
-	_ = h.broker.Publish(context.Background(), ControlChannel, Message{Payload: payload})
+	return h.broker.Publish(ctx, ControlChannel, Message{Payload: payload})
 }
 
 func (h *Hub) handleControl(msg Message) {

@@ -20,6 +20,8 @@ type Config struct {
 	JWTRefreshExpiration time.Duration
 	AllowedOrigins       []string
 	RedisURL             string
+	RedisPrefix          string
+	PresenceTTL          time.Duration
 	PublishAPIKey        string
 	Client               ws.ClientConfig
 	LoginRate            float64
@@ -39,6 +41,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		Addr:          or(getenv("ADDR"), "127.0.0.1:8000"),
 		JWTSecret:     getenv("JWT_SECRET"),
 		RedisURL:      getenv("REDIS_URL"),
+		RedisPrefix:   or(getenv("REDIS_PREFIX"), "switchboard:"),
 		PublishAPIKey: getenv("PUBLISH_API_KEY"),
 		LogLevel:      or(getenv("LOG_LEVEL"), "info"),
 		LogFormat:     or(getenv("LOG_FORMAT"), "text"),
@@ -58,6 +61,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	cfg.JWTExpiration = p.duration("JWT_EXPIRATION", 5*time.Minute)
 	cfg.JWTRefreshExpiration = p.duration("JWT_REFRESH_EXPIRATION", 168*time.Hour)
 	cfg.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", 10*time.Second)
+	cfg.PresenceTTL = p.duration("PRESENCE_TTL", 60*time.Second)
 	c := &cfg.Client
 	c.MaxMessageBytes = int64(p.integer("WS_MAX_MESSAGE_BYTES", int(c.MaxMessageBytes), 1))
 	c.RateLimit = p.float("WS_RATE_LIMIT", c.RateLimit)
@@ -74,6 +78,12 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.PongTimeout <= c.PingInterval {
 		return cfg, fmt.Errorf("WS_PONG_TIMEOUT (%s) must be longer than WS_PING_INTERVAL (%s)", c.PongTimeout, c.PingInterval)
+	}
+	if cfg.PresenceTTL < 3*time.Second {
+		return cfg, fmt.Errorf("PRESENCE_TTL must be at least 3s")
+	}
+	if cfg.ShutdownTimeout < time.Second {
+		return cfg, fmt.Errorf("SHUTDOWN_TIMEOUT must be at least 1s")
 	}
 	if cfg.JWTExpiration <= 0 || cfg.JWTRefreshExpiration <= 0 {
 		return cfg, fmt.Errorf("JWT_EXPIRATION and JWT_REFRESH_EXPIRATION must be positive")

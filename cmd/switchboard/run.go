@@ -183,13 +183,35 @@ func newApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) 
 		closeDB(db)
 		return nil, err
 	}
-	a.broker = ws.NewMemoryBroker(a.hub.Deliver)
-	a.presence = ws.NewMemoryPresence()
+	sqlDB, err := db.DB()
+	if err != nil {
+		closeDB(db)
+		return nil, err
+	}
+	checks := map[string]handlers.Check{"database": sqlDB.PingContext}
+	if cfg.RedisURL == "" {
+		a.broker = ws.NewMemoryBroker(a.hub.Deliver)
+		a.presence = ws.NewMemoryPresence()
+	} else {
+		rb, err := ws.NewRedisBroker(ws.RedisOptions{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Logger: logger}, a.hub.Deliver)
+		if err != nil {
+			closeDB(db)
+			return nil, err
+		}
+		rb.Start()
+		a.broker = rb
+		a.presence = ws.NewRedisPresence(rb, cfg.PresenceTTL)
+		checks["redis"] = rb.Healthy
+		logger.Info("channel layer: redis", "prefix", rb.Prefix())
+	}
 	a.hub.SetBroker(a.broker)
 	a.hub.ListenControl()
 	a.handler = handlers.NewServer(handlers.Deps{
 		Logger:         logger,
 		Users:          a.users,
+		Status:         models.NewStatusStore(db),
+		PublishAPIKey:  cfg.PublishAPIKey,
+		Checks:         checks,
 		Auth:           a.auth,
 		Hub:            a.hub,
 		Presence:       a.presence,

@@ -1,0 +1,255 @@
+// Command wsbench is switchboard's WebSocket load generator. It creates
+// its users directly in the database, mints their tokens with the
+// server's secret, dials /ws/chat/?token=… from several loopback source
+// addresses (and, with -procs, several processes), and measures connect
+// cost, fan-out throughput, latency and loss.
+//
+//	wsbench idle   -n 5000 -hold 10s -server-pid PID
+//	wsbench fanout -n 200 -msgs 200 -server-pid PID
+//	wsbench fanout -n 200 -via publish -api-key KEY
+//	wsbench groups -n 10000 -groups 1000 -msgs 10
+//	wsbench cross  -url http://127.0.0.1:8001 -url http://127.0.0.1:8002 -n 1000
+//
+// Every run prints a table and one line "RESULT {json}". It only talks to
+// loopback addresses, and stops by itself after -timeout.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// workerEnv marks a process started by -procs: it reads its plan from
+// stdin instead of parsing flags (so test binaries can be workers too).
+const workerEnv = "WSBENCH_WORKER"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if os.Getenv(workerEnv) == "1" {
+		err = workerMain(ctx, os.Stdin, os.Stdout)
+	} else {
+		err = run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wsbench:", err)
+		os.Exit(1)
+	}
+}
+
+// Hard bounds, whatever the flags say.
+const (
+	maxSockets  = 200_000
+	maxProcs    = 32
+	maxMessages = 10_000_000 // per sender
+	maxTimeout  = 2 * time.Hour
+)
+
+// config is a parsed command line.
+type config struct {
+	Scenario   string
+	URLs       []string
+	N          int
+	Groups     int
+	Msgs       int
+	Senders    int // per group; 0: every member (socket) or the default publishers
+	Rate       float64
+	Duration   time.Duration
+	Window     int
+	Via        string
+	APIKey     string
+	Hold       time.Duration
+	Prefix     string
+	RuneBase   int
+	Procs      int
+	Sources    int
+	Conc       int
+	ServerPIDs []int
+	DB         string
+	JWTSecret  string
+	Timeout    time.Duration
+	Settle     time.Duration
+	Quiet      bool
+	CPUProfile string
+}
+
+const usage = `usage: wsbench SCENARIO [flags]
+
+scenarios:
+  idle     N sockets in one group, held open (-hold): server KiB per socket,
+           connect rate, handshake latency, failures by close code
+  fanout   N members in one group; each sender sends -msgs messages, as fast
+           as the window allows or paced by -rate: deliveries/s, latency,
+           lost/duplicate/out-of-order, CPU per 1,000 deliveries
+  groups   fanout over -groups groups (default 10,000 sockets, 1,000 groups)
+  cross    fanout with members split over two -url servers (shared Redis)
+
+flags:
+`
+
+type intList []int
+
+func (l *intList) String() string { return fmt.Sprint(*l) }
+func (l *intList) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return fmt.Errorf("want a process id, got %q", s)
+	}
+	*l = append(*l, n)
+	return nil
+}
+
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
+
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var cfg config
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprint(stderr, usage)
+		return cfg, errors.New("missing scenario")
+	}
+	cfg.Scenario, args = args[0], args[1:]
+	fs := flag.NewFlagSet("wsbench "+cfg.Scenario, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	var urls stringList
+	var pids intList
+	fs.Var(&urls, "url", "server base URL, loopback only (repeat for cross; default http://127.0.0.1:8000)")
+	fs.IntVar(&cfg.N, "n", 0, "sockets (default: idle 1000, fanout 200, groups 10000, cross 200)")
+	fs.IntVar(&cfg.Groups, "groups", 0, "groups the sockets are spread over (default 1; groups 1000)")
+	fs.IntVar(&cfg.Msgs, "msgs", 0, "messages per sender (default: fanout/cross 20, groups 10)")
+	fs.IntVar(&cfg.Senders, "senders", 0, "senders per group (default: every member; with -via publish 4, or 1 per group)")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "pace all senders together at this many messages/s (0: as fast as -window allows)")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "with -rate: send rate×duration messages in all, instead of -msgs per sender")
+	fs.IntVar(&cfg.Window, "window", 0, "messages a sender may have in flight, i.e. sent but not yet back at its acknowledging member (default: 512 per group / senders, at least 1)")
+	fs.StringVar(&cfg.Via, "via", "socket", "how messages are sent: socket (members send text frames) or publish (POST /api/groups/{group}/messages)")
+	fs.StringVar(&cfg.APIKey, "api-key", getenv("PUBLISH_API_KEY"), "publish API key (default $PUBLISH_API_KEY)")
+	fs.DurationVar(&cfg.Hold, "hold", 10*time.Second, "idle: how long to hold the sockets open")
+	fs.StringVar(&cfg.Prefix, "prefix", "b", "username prefix with one group; its first character names the group (chat-b)")
+	fs.IntVar(&cfg.RuneBase, "rune-base", 0x4E00, "with several groups, group g's usernames start with this code point + g (a letter block: CJK by default)")
+	fs.IntVar(&cfg.Procs, "procs", 1, "worker processes holding the sockets (1: this process)")
+	fs.IntVar(&cfg.Sources, "sources", 0, "loopback source addresses 127.0.0.2, .3, … (default: one per 20,000 sockets)")
+	fs.IntVar(&cfg.Conc, "conc", 64, "concurrent connection attempts per process")
+	fs.Var(&pids, "server-pid", "server process id for RSS and CPU figures (repeat for cross)")
+	fs.StringVar(&cfg.DB, "db", getenv("DATABASE_URL"), "server's DATABASE_URL (default $DATABASE_URL; empty: embedded SQLite switchboard.db)")
+	fs.StringVar(&cfg.JWTSecret, "jwt-secret", getenv("JWT_SECRET"), "server's JWT secret (default $JWT_SECRET, else the embedded mode's <sqlite>.jwt-secret file)")
+	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "hard limit for the whole run")
+	fs.DurationVar(&cfg.Settle, "settle", time.Second, "after connecting, wait until no frame has arrived for this long (the join storm is over)")
+	fs.BoolVar(&cfg.Quiet, "q", false, "no progress lines on stderr")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write this process's CPU profile here (with -procs 1 it covers the sockets too)")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg.URLs, cfg.ServerPIDs = urls, pids
+	return cfg, cfg.defaults()
+}
+
+// defaults fills scenario defaults and checks bounds.
+func (c *config) defaults() error {
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	switch c.Scenario {
+	case "idle":
+		def(&c.N, 1000)
+	case "fanout":
+		def(&c.N, 200)
+		def(&c.Msgs, 20)
+	case "groups":
+		def(&c.N, 10000)
+		def(&c.Groups, 1000)
+		def(&c.Msgs, 10)
+	case "cross":
+		def(&c.N, 200)
+		def(&c.Msgs, 20)
+		if len(c.URLs) < 2 {
+			return errors.New("cross: give two servers with -url twice")
+		}
+	default:
+		return fmt.Errorf("unknown scenario %q (want idle, fanout, groups or cross)", c.Scenario)
+	}
+	def(&c.Groups, 1)
+	if len(c.URLs) == 0 {
+		c.URLs = []string{"http://127.0.0.1:8000"}
+	}
+	switch {
+	case c.N < 1 || c.N > maxSockets:
+		return fmt.Errorf("-n %d: want 1..%d", c.N, maxSockets)
+	case c.Groups < 1 || c.Groups > c.N:
+		return fmt.Errorf("-groups %d: want 1..n (%d)", c.Groups, c.N)
+	case c.Msgs < 0 || c.Msgs > maxMessages:
+		return fmt.Errorf("-msgs %d: want 0..%d", c.Msgs, maxMessages)
+	case c.Senders < 0:
+		return errors.New("-senders must not be negative")
+	case c.Rate < 0 || c.Rate > 10_000_000:
+		return errors.New("-rate must be between 0 and 10,000,000")
+	case c.Duration != 0 && c.Rate == 0:
+		return errors.New("-duration needs -rate")
+	case c.Window < 0:
+		return errors.New("-window must not be negative")
+	case c.Via != "socket" && c.Via != "publish":
+		return fmt.Errorf("-via %q: want socket or publish", c.Via)
+	case c.Via == "publish" && c.Scenario == "idle":
+		return errors.New("-via publish makes no sense for idle")
+	case c.Procs < 1 || c.Procs > maxProcs:
+		return fmt.Errorf("-procs %d: want 1..%d", c.Procs, maxProcs)
+	case c.Sources < 0 || c.Sources > 250:
+		return fmt.Errorf("-sources %d: want 1..250", c.Sources)
+	case c.Conc < 1 || c.Conc > 10000:
+		return fmt.Errorf("-conc %d: want 1..10000", c.Conc)
+	case c.Timeout <= 0 || c.Timeout > maxTimeout:
+		return fmt.Errorf("-timeout %s: want at most %s", c.Timeout, maxTimeout)
+	case c.Hold < 0 || c.Hold >= c.Timeout:
+		return errors.New("-hold must be shorter than -timeout")
+	}
+	if c.Sources == 0 {
+		c.Sources = (c.N + 19_999) / 20_000
+	}
+	return nil
+}
+
+// run is the whole command: main supplies the process's arguments,
+// environment and output.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := bench(ctx, cfg, stderr)
+	if res != nil {
+		printResult(stdout, res)
+	}
+	return err
+}

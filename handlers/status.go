@@ -1,0 +1,130 @@
+package handlers
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"switchboard/models"
+	"switchboard/ws"
+)
+
+var errBadKey = models.Errorf(models.EINVALID, "bad status key")
+
+// statusJSON is a status value over REST.
+type statusJSON struct {
+	Key     string          `json:"key"`
+	Value   json.RawMessage `json:"value"`
+	Version uint64          `json:"version"`
+	TS      *string         `json:"ts"` // null until first set
+}
+
+func toStatusJSON(s models.Status) statusJSON {
+	out := statusJSON{Key: s.Key, Value: s.Value, Version: s.Version}
+	if s.Version > 0 {
+		ts := ws.Now(s.UpdatedAt)
+		out.TS = &ts
+	}
+	return out
+}
+
+// statusFrame is the frame subscribers get for s.
+func statusFrame(s models.Status) []byte {
+	ts := ""
+	if s.Version > 0 {
+		ts = ws.Now(s.UpdatedAt)
+	}
+	return ws.Encode(ws.Status{Type: "status", Key: s.Key, Value: s.Value, Version: s.Version, TS: ts})
+}
+
+// handlePutStatus is PUT /api/status/{key} {"value": <any JSON>} (staff or
+// service): stores the value durably with the next version and pushes it
+// to every subscriber on every process.
+func handlePutStatus(logger *slog.Logger, store *models.StatusStore, hub *ws.Hub) gin.HandlerFunc {
+	type request struct {
+		Value json.RawMessage `json:"value"`
+	}
+	return func(c *gin.Context) {
+		key := c.Param("key")
+		if !ws.ValidName(key) {
+			writeError(c, logger, errBadKey)
+			return
+		}
+		in, err := decode[request](c)
+		if err != nil {
+			writeError(c, logger, err)
+			return
+		}
+		if in.Value == nil {
+			writeError(c, logger, models.FieldError(models.EINVALID, "value", "this field is required"))
+			return
+		}
+		s, err := store.Put(c.Request.Context(), key, in.Value)
+		if err != nil {
+			writeError(c, logger, err)
+			return
+		}
+		msg := ws.Message{Payload: statusFrame(s), Seq: s.Version}
+		if err := hub.Publish(c.Request.Context(), ws.StatusChannel(key), msg); err != nil {
+			logger.Warn("status pushed to this process only", "key", key, "err", err)
+		}
+		c.JSON(http.StatusOK, toStatusJSON(s))
+	}
+}
+
+// handleGetStatus is GET /api/status/{key} (any user or service).
+func handleGetStatus(logger *slog.Logger, store *models.StatusStore) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		key := c.Param("key")
+		if !ws.ValidName(key) {
+			writeError(c, logger, errBadKey)
+			return
+		}
+		s, err := store.Get(c.Request.Context(), key)
+		if err != nil {
+			writeError(c, logger, err)
+			return
+		}
+		c.JSON(http.StatusOK, toStatusJSON(s))
+	}
+}
+
+// handleStatusSocket is GET /ws/status/{key}/?token=<JWT> (any active
+// user): the current value at once, then every change as it happens. The
+// socket subscribes before reading the current value and drops any
+// version it has passed, so it never shows an older value after a newer.
+func handleStatusSocket(d *wsDeps, store *models.StatusStore) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		client := d.accept(c)
+		if client == nil {
+			return
+		}
+		key := c.Param("key")
+		if !ws.ValidName(key) {
+			client.Close(ws.CloseBadGroup)
+			go client.Serve(func([]byte) {}, nil)
+			return
+		}
+		if _, ok := d.authenticate(c, client); !ok {
+			return
+		}
+		if err := d.hub.Join(ws.StatusChannel(key), client); err != nil {
+			client.Close(ws.CloseShutdown)
+			go client.Serve(func([]byte) {}, nil)
+			return
+		}
+		s, err := store.Get(c.Request.Context(), key)
+		if err != nil {
+			d.logger.Error("read status", "key", key, "err", err)
+			client.Close(ws.CloseInternal)
+		} else {
+			client.SendSeq(statusFrame(s), s.Version)
+		}
+		// Subscribers only listen; what they send is read and ignored
+		// (still size-, UTF-8- and rate-checked).
+		go client.Serve(func([]byte) {}, nil)
+	}
+}
+

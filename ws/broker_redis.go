@@ -1,0 +1,316 @@
+package ws
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisBroker is the channel layer shared by many processes through Redis
+// pub/sub. Each process subscribes only to the channels it has local
+// members in. Publish delivers to local members at once, in the caller's
+// goroutine, and PUBLISHes for the others; a process skips what it sent
+// itself, so every member gets each message exactly once, and local chat
+// goes on while Redis is away.
+type RedisBroker struct {
+	client  *redis.Client
+	ps      *redis.PubSub
+	node    string // random per process; tags what this process published
+	prefix  string // Redis channel prefix, so deployments can share a server
+	deliver Deliver
+	logger  *slog.Logger
+
+	mu      sync.Mutex
+	pending []subOp // Subscribe/Unsubscribe calls not yet sent, in order
+	wake    chan struct{}
+
+	up     atomic.Bool // last known Redis state
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	// OnStateChange, if set before Start, is called when Redis goes down
+	// or comes back (for metrics and logs).
+	OnStateChange func(up bool)
+}
+
+type subOp struct {
+	channel string
+	sub     bool
+}
+
+var _ Broker = (*RedisBroker)(nil)
+var _ Health = (*RedisBroker)(nil)
+
+// RedisOptions configures NewRedisBroker.
+type RedisOptions struct {
+	URL    string // redis://host:port/db
+	Prefix string // channel prefix; "switchboard:" when empty
+	Logger *slog.Logger
+}
+
+// NewRedisBroker connects to Redis (lazily: an unreachable server is not
+// an error here, only a degraded state) and hands received messages to
+// deliver. Call Start to begin receiving.
+func NewRedisBroker(opts RedisOptions, deliver Deliver) (*RedisBroker, error) {
+	o, err := redis.ParseURL(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	o.DialTimeout = 2 * time.Second
+	o.ReadTimeout = 2 * time.Second
+	o.WriteTimeout = 2 * time.Second
+	o.MaxRetries = 0 // a publish fails fast; the caller decides
+	if opts.Prefix == "" {
+		opts.Prefix = "switchboard:"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	id := make([]byte, 8)
+	if _, err := cryptoRead(id); err != nil {
+		return nil, err
+	}
+	client := redis.NewClient(o)
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &RedisBroker{
+		client:  client,
+		ps:      client.Subscribe(ctx),
+		node:    hex.EncodeToString(id),
+		prefix:  opts.Prefix,
+		deliver: deliver,
+		logger:  opts.Logger,
+		wake:    make(chan struct{}, 1),
+		ctx:     ctx,
+		cancel:  cancel,
+	}
+	b.up.Store(true)
+	return b, nil
+}
+
+var cryptoRead = crand.Read
+
+// Client returns the underlying Redis client (shared with presence).
+func (b *RedisBroker) Client() *redis.Client { return b.client }
+
+// Prefix returns the key and channel prefix.
+func (b *RedisBroker) Prefix() string { return b.prefix }
+
+// Start runs the receive loop, the subscription worker and the health
+// check until Close.
+func (b *RedisBroker) Start() {
+	b.wg.Add(3)
+	go b.receiveLoop()
+	go b.subscribeLoop()
+	go b.healthLoop()
+}
+
+// Publish delivers msg to local members at once and sends it to the other
+// processes. With Redis down it fails fast (the local members still got
+// it) instead of stalling the sender.
+func (b *RedisBroker) Publish(ctx context.Context, channel string, msg Message) error {
+	b.deliver(channel, msg)
+	if !b.up.Load() {
+		return errRedisDown
+	}
+	err := b.client.Publish(ctx, b.prefix+channel, b.encode(msg)).Err()
+	if err != nil {
+		b.setUp(false, err)
+	}
+	return err
+}
+
+var errRedisDown = errors.New("redis unreachable: delivered to this process only")
+
+// Wire format: node "|" seq "|" payload.
+func (b *RedisBroker) encode(msg Message) []byte {
+	out := make([]byte, 0, len(b.node)+24+len(msg.Payload))
+	out = append(out, b.node...)
+	out = append(out, '|')
+	out = strconv.AppendUint(out, msg.Seq, 10)
+	out = append(out, '|')
+	return append(out, msg.Payload...)
+}
+
+func decodeWire(s string) (node string, msg Message, ok bool) {
+	b := []byte(s)
+	i := bytes.IndexByte(b, '|')
+	if i < 0 {
+		return "", Message{}, false
+	}
+	j := bytes.IndexByte(b[i+1:], '|')
+	if j < 0 {
+		return "", Message{}, false
+	}
+	seq, err := strconv.ParseUint(string(b[i+1:i+1+j]), 10, 64)
+	if err != nil {
+		return "", Message{}, false
+	}
+	return string(b[:i]), Message{Payload: b[i+2+j:], Seq: seq}, true
+}
+
+// Subscribe records that this process wants channel; the worker sends it.
+func (b *RedisBroker) Subscribe(channel string) { b.queue(subOp{channel, true}) }
+
+// Unsubscribe records that this process no longer wants channel.
+func (b *RedisBroker) Unsubscribe(channel string) { b.queue(subOp{channel, false}) }
+
+func (b *RedisBroker) queue(op subOp) {
+	b.mu.Lock()
+	b.pending = append(b.pending, op)
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// subscribeLoop applies Subscribe/Unsubscribe in call order. go-redis's
+// PubSub remembers the channel set even when a command fails, and sends
+// the whole set again whenever it reconnects, so nothing is retried here.
+func (b *RedisBroker) subscribeLoop() {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-b.wake:
+		}
+		b.mu.Lock()
+		ops := b.pending
+		b.pending = nil
+		b.mu.Unlock()
+		for _, op := range ops {
+			ctx, cancel := context.WithTimeout(b.ctx, 3*time.Second)
+			var err error
+			if op.sub {
+				err = b.ps.Subscribe(ctx, b.prefix+op.channel)
+			} else {
+				err = b.ps.Unsubscribe(ctx, b.prefix+op.channel)
+			}
+			cancel()
+			if err != nil && b.ctx.Err() == nil {
+				b.setUp(false, err)
+			}
+		}
+	}
+}
+
+// receiveLoop is the only goroutine that reads the PubSub (go-redis: not
+// safe for concurrent use). On an error it backs off and tries again; the
+// next read reconnects and resubscribes every channel.
+func (b *RedisBroker) receiveLoop() {
+	defer b.wg.Done()
+	backoff := 100 * time.Millisecond
+	for b.ctx.Err() == nil {
+		m, err := b.ps.ReceiveTimeout(b.ctx, 5*time.Second)
+		if err != nil {
+			if b.ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Quiet line: make sure it is alive (a dead one errors).
+				if perr := b.ps.Ping(b.ctx); perr == nil {
+					continue
+				}
+			}
+			b.setUp(false, err)
+			sleep(b.ctx, backoff+time.Duration(rand.Int64N(int64(backoff)/2+1)))
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		msg, ok := m.(*redis.Message)
+		if !ok {
+			continue // subscription confirmations and pongs
+		}
+		node, wire, ok := decodeWire(msg.Payload)
+		if !ok || node == b.node {
+			continue // ours was delivered locally when published
+		}
+		b.deliver(msg.Channel[len(b.prefix):], wire)
+	}
+}
+
+// healthLoop pings Redis once a second so Publish can fail fast while it
+// is down and /readyz can say so. It checks the server, not any value.
+func (b *RedisBroker) healthLoop() {
+	defer b.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
+		err := b.client.Ping(ctx).Err()
+		cancel()
+		if b.ctx.Err() != nil {
+			return
+		}
+		b.setUp(err == nil, err)
+		if err == nil {
+			// Make the receive loop's next read reconnect promptly.
+			_ = b.ps.Ping(b.ctx)
+		}
+	}
+}
+
+func (b *RedisBroker) setUp(up bool, err error) {
+	if b.up.Swap(up) == up {
+		return
+	}
+	if up {
+		b.logger.Info("redis reachable again: cross-process delivery resumes")
+	} else {
+		b.logger.Warn("redis unreachable: chat continues within this process", "err", err)
+	}
+	if b.OnStateChange != nil {
+		b.OnStateChange(up)
+	}
+}
+
+// Healthy pings Redis.
+func (b *RedisBroker) Healthy(ctx context.Context) error {
+	if err := b.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
+}
+
+// Up reports the last known Redis state.
+func (b *RedisBroker) Up() bool { return b.up.Load() }
+
+// Close stops the loops and the connections.
+func (b *RedisBroker) Close() error {
+	b.cancel()
+	err := b.ps.Close()
+	b.wg.Wait()
+	if cerr := b.client.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

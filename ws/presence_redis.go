@@ -1,0 +1,179 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisPresence is Presence shared by every process on one Redis.
+//
+// Each group is a hash presence:<group> whose fields are usernames and
+// whose values map process ids to an expiry time. A process counts its own
+// sockets in memory and touches Redis only for a user's first or last
+// local socket, and refreshes its entries every TTL/3, so a process that
+// dies without cleaning up stops counting after at most TTL. Scripts make
+// "first anywhere" and "last anywhere" atomic.
+type RedisPresence struct {
+	local  *MemoryPresence
+	client *redis.Client
+	prefix string
+	node   string
+	ttl    time.Duration
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+var _ Presence = (*RedisPresence)(nil)
+
+// NewRedisPresence returns presence on b's Redis, refreshing every ttl/3.
+func NewRedisPresence(b *RedisBroker, ttl time.Duration) *RedisPresence {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &RedisPresence{local: NewMemoryPresence(), client: b.client, prefix: b.prefix + "presence:", node: b.node, ttl: ttl, cancel: cancel}
+	p.wg.Add(1)
+	go p.refreshLoop(ctx)
+	return p
+}
+
+// joinScript adds this node's entry for a user and returns 1 when no other
+// live node had the user. KEYS[1] hash; ARGV user, node, now, expiry, key ttl.
+var joinScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+local m = {}
+if v then m = cjson.decode(v) end
+local others = false
+for n, e in pairs(m) do
+  if tonumber(e) <= tonumber(ARGV[3]) then m[n] = nil
+  elseif n ~= ARGV[2] then others = true end
+end
+m[ARGV[2]] = tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(m))
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+if others then return 0 end
+return 1`)
+
+// leaveScript removes this node's entry and returns 1 when no other live
+// node has the user.
+var leaveScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return 1 end
+local m = cjson.decode(v)
+m[ARGV[2]] = nil
+local others = false
+for n, e in pairs(m) do
+  if tonumber(e) <= tonumber(ARGV[3]) then m[n] = nil else others = true end
+end
+if others then
+  redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(m))
+  return 0
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1`)
+
+func (p *RedisPresence) args(user string) []any {
+	now := time.Now()
+	return []any{user, p.node, now.Unix(), now.Add(p.ttl).Unix(), int((2 * p.ttl).Seconds())}
+}
+
+func (p *RedisPresence) Join(ctx context.Context, group, user string) (bool, error) {
+	first, _ := p.local.Join(ctx, group, user)
+	if !first {
+		return false, nil
+	}
+	n, err := joinScript.Run(ctx, p.client, []string{p.prefix + group}, p.args(user)...).Int()
+	if err != nil {
+		return true, err // Redis down: this process only knows it is first here
+	}
+	return n == 1, nil
+}
+
+func (p *RedisPresence) Leave(ctx context.Context, group, user string) (bool, error) {
+	last, _ := p.local.Leave(ctx, group, user)
+	if !last {
+		return false, nil
+	}
+	n, err := leaveScript.Run(ctx, p.client, []string{p.prefix + group}, p.args(user)...).Int()
+	if err != nil {
+		return true, err
+	}
+	return n == 1, nil
+}
+
+// List returns users with a live entry from any process.
+func (p *RedisPresence) List(ctx context.Context, group string) ([]string, error) {
+	all, err := p.client.HGetAll(ctx, p.prefix+group).Result()
+	if err != nil {
+		// Redis down: say who is here rather than fail.
+		local, _ := p.local.List(ctx, group)
+		return local, err
+	}
+	now := time.Now().Unix()
+	out := make([]string, 0, len(all))
+	for user, v := range all {
+		var m map[string]int64
+		if json.Unmarshal([]byte(v), &m) != nil {
+			continue
+		}
+		for _, exp := range m {
+			if exp > now {
+				out = append(out, user)
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// refreshLoop renews this process's entries so they outlive TTL while the
+// process lives; after a Redis outage it also puts them back.
+func (p *RedisPresence) refreshLoop(ctx context.Context) {
+	defer p.wg.Done()
+	t := time.NewTicker(p.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.local.mu.Lock()
+		type entry struct{ group, user string }
+		var entries []entry
+		for g, users := range p.local.counts {
+			for u := range users {
+				entries = append(entries, entry{g, u})
+			}
+		}
+		p.local.mu.Unlock()
+		pipe := p.client.Pipeline()
+		for _, e := range entries {
+			// Eval, not Run: a pipeline cannot fall back from EVALSHA.
+			joinScript.Eval(ctx, pipe, []string{p.prefix + e.group}, p.args(e.user)...)
+		}
+		if len(entries) > 0 {
+			_, _ = pipe.Exec(ctx)
+		}
+	}
+}
+
+// Close stops refreshing and removes this process's entries.
+func (p *RedisPresence) Close() error {
+	p.cancel()
+	p.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	p.local.mu.Lock()
+	defer p.local.mu.Unlock()
+	for g, users := range p.local.counts {
+		for u := range users {
+			leaveScript.Run(ctx, p.client, []string{p.prefix + g}, p.args(u)...)
+		}
+	}
+	return nil
+}
