@@ -18,7 +18,7 @@ var errBadGroup = models.Errorf(models.EINVALID, "bad group")
 // handlePublish is POST /api/groups/{group}/messages {"data": <any JSON>}
 // (staff or service): every member of group, on every process, gets
 // {"type":"publish","group":…,"data":…,"ts":…}. → 202.
-func handlePublish(logger *slog.Logger, hub *ws.Hub, now func() time.Time) gin.HandlerFunc {
+func handlePublish(logger *slog.Logger, hub *ws.Hub, metrics *Metrics, now func() time.Time) gin.HandlerFunc {
 	type request struct {
 		Data json.RawMessage `json:"data"`
 	}
@@ -37,6 +37,7 @@ func handlePublish(logger *slog.Logger, hub *ws.Hub, now func() time.Time) gin.H
 			writeError(c, logger, models.FieldError(models.EINVALID, "data", "this field is required"))
 			return
 		}
+		metrics.published("group")
 		ts := ws.Now(now())
 		payload := ws.Encode(ws.Publish{Type: "publish", Group: group, Data: in.Data, TS: ts})
 		if err := hub.Publish(c.Request.Context(), ws.GroupChannel(group), ws.Message{Payload: payload}); err != nil {

@@ -38,14 +38,17 @@ func addRoutes(r *gin.Engine, d Deps) {
 
 	// Groups, live status and presence: staff JWTs or the service API key.
 	service := middleware.APIKey(d.PublishAPIKey)
-	both(r, http.MethodPost, "/api/groups/:group/messages", service, user, staff, handlePublish(d.Logger, d.Hub, d.Now))
+	both(r, http.MethodPost, "/api/groups/:group/messages", service, user, staff, handlePublish(d.Logger, d.Hub, d.Metrics, d.Now))
 	both(r, http.MethodGet, "/api/groups/:group/presence", service, user, handlePresence(d.Logger, d.Presence))
-	both(r, http.MethodPut, "/api/status/:key", service, user, staff, handlePutStatus(d.Logger, d.Status, d.Hub))
+	both(r, http.MethodPut, "/api/status/:key", service, user, staff, handlePutStatus(d.Logger, d.Status, d.Hub, d.Metrics))
 	both(r, http.MethodGet, "/api/status/:key", service, user, handleGetStatus(d.Logger, d.Status))
 
 	// Probes.
 	r.GET("/healthz", handleHealthz())
 	r.GET("/readyz", handleReadyz(d.Checks))
+	if d.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(d.Metrics.Handler()))
+	}
 
 	// WebSockets.
 	both(r, http.MethodGet, "/ws/echo", handleEcho(wsd))

@@ -32,6 +32,8 @@ type Deps struct {
 	PublishAPIKey string
 	// Checks are the dependencies /readyz reports on.
 	Checks map[string]Check
+	// Metrics is served at /metrics; nil serves none.
+	Metrics *Metrics
 	// LoginRate and LoginBurst limit token requests per client IP.
 	LoginRate  float64
 	LoginBurst int

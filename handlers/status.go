@@ -42,7 +42,7 @@ func statusFrame(s models.Status) []byte {
 // handlePutStatus is PUT /api/status/{key} {"value": <any JSON>} (staff or
 // service): stores the value durably with the next version and pushes it
 // to every subscriber on every process.
-func handlePutStatus(logger *slog.Logger, store *models.StatusStore, hub *ws.Hub) gin.HandlerFunc {
+func handlePutStatus(logger *slog.Logger, store *models.StatusStore, hub *ws.Hub, metrics *Metrics) gin.HandlerFunc {
 	type request struct {
 		Value json.RawMessage `json:"value"`
 	}
@@ -61,6 +61,7 @@ func handlePutStatus(logger *slog.Logger, store *models.StatusStore, hub *ws.Hub
 			writeError(c, logger, models.FieldError(models.EINVALID, "value", "this field is required"))
 			return
 		}
+		metrics.published("status")
 		s, err := store.Put(c.Request.Context(), key, in.Value)
 		if err != nil {
 			writeError(c, logger, err)
@@ -127,4 +128,3 @@ func handleStatusSocket(d *wsDeps, store *models.StatusStore) gin.HandlerFunc {
 		go client.Serve(func([]byte) {}, nil)
 	}
 }
-

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 )
 
 //go:embed postgres/*.sql sqlite/*.sql
@@ -17,10 +18,20 @@ var files embed.FS
 
 // Provider returns a goose provider for dialect ("postgres" or "sqlite").
 func Provider(db *sql.DB, dialect string) (*goose.Provider, error) {
-	var d goose.Dialect
+	var (
+		d    goose.Dialect
+		opts []goose.ProviderOption
+	)
 	switch dialect {
 	case "postgres":
 		d = goose.DialectPostgres
+		// Several replicas start (and migrate) at once: an advisory lock
+		// makes them take turns.
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
 	case "sqlite":
 		d = goose.DialectSQLite3
 	default:
@@ -30,7 +41,7 @@ func Provider(db *sql.DB, dialect string) (*goose.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	return goose.NewProvider(d, db, sub)
+	return goose.NewProvider(d, db, sub, opts...)
 }
 
 // Up applies every pending migration and returns how many ran.

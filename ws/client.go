@@ -68,6 +68,7 @@ type Client struct {
 	pingTimer *time.Timer
 	done      chan struct{} // closed when Serve has returned
 	onDone    func()        // set by Hub.Add: leave every channel
+	stats     *Stats        // set by Hub.Add; nil for a client outside a hub
 }
 
 // NewClient wraps an upgraded connection.
@@ -118,6 +119,7 @@ func (c *Client) enqueue(f Frame, seq uint64) bool {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
+		c.count(func(s *Stats) { s.FramesDropped.Add(1) })
 		return false
 	}
 	if seq != 0 {
@@ -129,6 +131,7 @@ func (c *Client) enqueue(f Frame, seq uint64) bool {
 	}
 	if len(c.queue) >= c.cfg.SendQueue {
 		c.mu.Unlock()
+		c.count(func(s *Stats) { s.FramesDropped.Add(1) })
 		c.Close(CloseSlowConsumer)
 		return false
 	}
@@ -151,6 +154,12 @@ func (c *Client) enqueueControl(f Frame) {
 	c.mu.Unlock()
 }
 
+func (c *Client) count(f func(*Stats)) {
+	if c.stats != nil {
+		f(c.stats)
+	}
+}
+
 func (c *Client) startWriterLocked() {
 	if !c.writing {
 		c.writing = true
@@ -170,12 +179,20 @@ func (c *Client) Close(r CloseReason) {
 	}
 	c.closing = true
 	c.closed = r
+	dropped := len(c.queue)
 	c.queue = append(c.queue[:0], closeFrame(r.Code, r.Reason))
 	c.startWriterLocked()
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
 	}
 	c.mu.Unlock()
+	c.count(func(s *Stats) {
+		s.FramesDropped.Add(int64(dropped))
+		s.closed(r.Code)
+		if r == CloseSlowConsumer {
+			s.SlowConsumers.Add(1)
+		}
+	})
 	time.AfterFunc(c.cfg.CloseGrace+c.cfg.WriteTimeout, func() { c.raw.Close() })
 }
 
@@ -288,6 +305,7 @@ func (c *Client) Serve(onText func([]byte), onBinary func([]byte)) {
 				if ce := (*websocket.CloseError)(nil); errors.As(err, &ce) {
 					c.closed = CloseReason{Code: ce.Code, Reason: ce.Text}
 				}
+				c.count(func(s *Stats) { s.closed(c.closed.Code) })
 			}
 			c.mu.Unlock()
 			return
@@ -299,6 +317,7 @@ func (c *Client) Serve(onText func([]byte), onBinary func([]byte)) {
 			continue // drain until the peer's close reply
 		}
 		c.extendDeadline()
+		c.count(func(s *Stats) { s.MessagesIn.Add(1) })
 		if limiter != nil && !limiter.Allow() {
 			c.Close(CloseFlooding)
 			continue

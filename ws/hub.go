@@ -22,6 +22,9 @@ type Hub struct {
 	closed   bool
 
 	wg sync.WaitGroup // one per client between Add and its Serve's end
+
+	// Stats are running totals for metrics.
+	Stats Stats
 }
 
 type channel struct {
@@ -53,6 +56,7 @@ func (h *Hub) Add(c *Client) error {
 	h.clients[c] = struct{}{}
 	h.wg.Add(1)
 	h.mu.Unlock()
+	c.stats = &h.Stats
 	c.onDone = func() {
 		h.remove(c)
 		h.wg.Done()
@@ -144,10 +148,14 @@ func (h *Hub) Deliver(name string, msg Message) {
 	}
 	f := TextFrame(msg.Payload)
 	ch.mu.RLock()
+	n := 0
 	for _, c := range ch.members {
-		c.enqueue(f, msg.Seq)
+		if c.enqueue(f, msg.Seq) {
+			n++
+		}
 	}
 	ch.mu.RUnlock()
+	h.Stats.MessagesOut.Add(int64(n))
 }
 
 // Publish sends msg to channel's members in every process.

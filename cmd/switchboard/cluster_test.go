@@ -349,6 +349,9 @@ func TestClusterSurvivesRedisOutage(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	if _, m := a.call("GET", "/metrics", "", nil); !strings.Contains(string(m), "\nswitchboard_redis_up 0\n") {
+		t.Fatalf("metrics during outage lack switchboard_redis_up 0")
+	}
 
 	redis = startRedis()
 	// Cross-process delivery resumes by itself.
@@ -365,6 +368,9 @@ func TestClusterSurvivesRedisOutage(t *testing.T) {
 	}
 	if status, body := a.call("GET", "/readyz", "", nil); status != 200 {
 		t.Fatalf("/readyz after recovery = %d %s", status, body)
+	}
+	if _, m := a.call("GET", "/metrics", "", nil); !strings.Contains(string(m), "\nswitchboard_redis_up 1\n") {
+		t.Fatalf("metrics after recovery lack switchboard_redis_up 1")
 	}
 	// Still exactly once: a fresh message arrives once on each member.
 	s2.send("final")

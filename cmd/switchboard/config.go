@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -71,6 +72,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	c.PongTimeout = p.duration("WS_PONG_TIMEOUT", c.PongTimeout)
 	c.WriteTimeout = p.duration("WS_WRITE_TIMEOUT", c.WriteTimeout)
 	cfg.LoginRate = p.float("LOGIN_RATE_LIMIT", 5)
+	if cfg.LoginRate == 0 {
+		// 0 disables the limit; handlers.NewServer would read a zero
+		// LoginRate as "unset" and apply its default instead.
+		cfg.LoginRate = math.Inf(1)
+	}
 	cfg.LoginBurst = p.integer("LOGIN_RATE_BURST", 20, 1)
 	cfg.BcryptCost = p.integer("BCRYPT_COST", 10, 4)
 	if p.err != nil {

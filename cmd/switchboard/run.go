@@ -173,11 +173,13 @@ func newApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) 
 		return nil, err
 	}
 	a := &app{db: db, hub: ws.NewHub()}
+	var metrics *handlers.Metrics // built once the channel layer is known
 	a.users = models.NewUserStore(db, models.PasswordHasher{Cost: cfg.BcryptCost})
 	a.auth, err = middleware.NewAuth(middleware.AuthConfig{
 		Secret:     secret,
 		Expiration: cfg.JWTExpiration,
 		MaxRefresh: cfg.JWTRefreshExpiration,
+		OnFailure:  func(reason string) { metrics.AuthFailed(reason) },
 	}, a.users)
 	if err != nil {
 		closeDB(db)
@@ -189,6 +191,7 @@ func newApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) 
 		return nil, err
 	}
 	checks := map[string]handlers.Check{"database": sqlDB.PingContext}
+	var redisUp func() bool // nil: in-process layer, no Redis metric
 	if cfg.RedisURL == "" {
 		a.broker = ws.NewMemoryBroker(a.hub.Deliver)
 		a.presence = ws.NewMemoryPresence()
@@ -199,6 +202,7 @@ func newApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) 
 			return nil, err
 		}
 		rb.Start()
+		redisUp = rb.Up
 		a.broker = rb
 		a.presence = ws.NewRedisPresence(rb, cfg.PresenceTTL)
 		checks["redis"] = rb.Healthy
@@ -206,12 +210,14 @@ func newApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) 
 	}
 	a.hub.SetBroker(a.broker)
 	a.hub.ListenControl()
+	metrics = handlers.NewMetrics(a.hub, redisUp)
 	a.handler = handlers.NewServer(handlers.Deps{
 		Logger:         logger,
 		Users:          a.users,
 		Status:         models.NewStatusStore(db),
 		PublishAPIKey:  cfg.PublishAPIKey,
 		Checks:         checks,
+		Metrics:        metrics,
 		Auth:           a.auth,
 		Hub:            a.hub,
 		Presence:       a.presence,
