@@ -66,7 +66,8 @@ sb_pg_tool() {
 # sb_ensure_packages installs, with apt-get, what the tests need and is missing.
 # apt-get update runs once, and only when something is missing.
 # Required: PostgreSQL server + client, redis-server (+ redis-cli), gcc (for
-# -race). Optional: chromium (browser tests), docker-compose (compose file check).
+# -race), chromium (browser tests), python3-jwt (PyJWT interop test) and
+# docker-compose (compose file check).
 sb_ensure_packages() {
   local required=() optional=()
   sb_find_pg_bin || required+=(postgresql)
@@ -76,11 +77,14 @@ sb_ensure_packages() {
   command -v redis-server >/dev/null 2>&1 || required+=(redis-server)
   command -v redis-cli >/dev/null 2>&1 || required+=(redis-tools)
   command -v gcc >/dev/null 2>&1 || required+=(gcc libc6-dev)
-  [ -x /usr/bin/chromium ] || optional+=(chromium)
+  # The browser tests, the PyJWT interop test and the compose check are part
+  # of the suite, so their tools are required too.
+  [ -x /usr/bin/chromium ] || required+=(chromium)
+  /usr/bin/python3 -c 'import jwt' >/dev/null 2>&1 || required+=(python3-jwt)
   # Debian 12's "docker-compose" (1.29.x, Python) parses and validates a
   # compose file with `docker-compose config` without a Docker engine. Debian 12
   # has no compose v2 package (docker-compose-plugin is Docker Inc.'s repo).
-  command -v docker-compose >/dev/null 2>&1 || optional+=(docker-compose)
+  command -v docker-compose >/dev/null 2>&1 || required+=(docker-compose)
 
   if [ ${#required[@]} -eq 0 ] && [ ${#optional[@]} -eq 0 ]; then
     return 0
