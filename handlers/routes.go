@@ -43,6 +43,9 @@ func addRoutes(r *gin.Engine, d Deps) {
 	both(r, http.MethodPut, "/api/status/:key", service, user, staff, handlePutStatus(d.Logger, d.Status, d.Hub, d.Metrics))
 	both(r, http.MethodGet, "/api/status/:key", service, user, handleGetStatus(d.Logger, d.Status))
 
+	// Process-to-process (the CLI without Redis).
+	r.POST("/api/internal/revoke", handleInternalRevoke(d.Logger, d.Auth, d.Hub))
+
 	// Probes.
 	r.GET("/healthz", handleHealthz())
 	r.GET("/readyz", handleReadyz(d.Checks))

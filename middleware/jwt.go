@@ -301,3 +301,32 @@ func claimsFrom(m jwt.MapClaims) (Claims, error) {
 	c.Email, _ = m["email"].(string)
 	return c, nil
 }
+
+// MintService signs a short-lived token for a process-to-process call
+// (scope names it, e.g. "revoke"). It carries user_id 0, which no user
+// has, so it can never pass RequireUser or a socket handshake.
+func (a *Auth) MintService(scope string, extra map[string]any, ttl time.Duration) (string, error) {
+	now := a.now()
+	claims := gojwt.MapClaims{"scope": scope, "user_id": 0, "exp": now.Add(ttl).Unix(), "orig_iat": now.Unix()}
+	for k, v := range extra {
+		claims[k] = v
+	}
+	return gojwt.NewWithClaims(gojwt.SigningMethodHS256, claims).SignedString(a.mw.Key)
+}
+
+// ParseService validates a token from MintService for scope, with the same
+// parser as every other token, and returns its claims.
+func (a *Auth) ParseService(token, scope string) (map[string]any, error) {
+	if _, err := a.Parse(token); err != nil {
+		return nil, err
+	}
+	t, err := a.mw.ParseTokenString(token)
+	if err != nil {
+		return nil, &AuthError{ReasonTokenInvalid}
+	}
+	mc, _ := t.Claims.(gojwt.MapClaims)
+	if s, _ := mc["scope"].(string); s != scope || mc["user_id"] != float64(0) {
+		return nil, &AuthError{ReasonTokenInvalid}
+	}
+	return mc, nil
+}

@@ -79,7 +79,7 @@ func readPassword(stdin io.Reader, stdout io.Writer) (string, error) {
 
 // setActive is `switchboard setactive U true|false`. Deactivation takes
 // effect for tokens at once (every request checks the user); live sockets
-// are closed through the channel layer (see revokeRemote).
+// are closed through Redis or the local server (see revokeRemote).
 func setActive(ctx context.Context, cfg Config, logger *slog.Logger, args []string, stdout io.Writer) error {
 	if len(args) != 2 {
 		return errors.New("usage: switchboard setactive USERNAME true|false")
@@ -103,7 +103,7 @@ func setActive(ctx context.Context, cfg Config, logger *slog.Logger, args []stri
 	}
 	fmt.Fprintf(stdout, "user %q is now %s\n", u.Username, map[bool]string{true: "active", false: "inactive"}[active])
 	if !active {
-		return revokeRemote(ctx, cfg, logger, u.ID, middleware.ReasonUserInactive, stdout)
+		return revokeRemote(ctx, cfg, logger, users, u.ID, middleware.ReasonUserInactive, stdout)
 	}
 	return nil
 }
