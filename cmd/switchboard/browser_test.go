@@ -1,0 +1,523 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// These tests drive the chat page in a real headless Chromium against one
+// real switchboard process. Each user has a browser context of their own,
+// so cookies and sessionStorage (where the page keeps its token) are not
+// shared.
+
+const (
+	browserBudget = 90 * time.Second // the whole browser part of the test
+	waitShort     = 2 * time.Second  // what the page promises, e.g. the disabled reason
+	waitStep      = 10 * time.Second // one UI step: a login, a message round trip
+	pollEvery     = 50 * time.Millisecond
+)
+
+// chromiumPath returns the browser to drive, or skips the test.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("TEST_CHROMIUM")
+	if path == "" {
+		path = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("Skipping browser test: no Chromium at %s (set TEST_CHROMIUM to its path): %v", path, err)
+	}
+	return path
+}
+
+// startBrowser starts one headless Chromium bound to ctx and returns a
+// context that owns it; users get their own browser contexts inside it.
+func startBrowser(t *testing.T, ctx context.Context) context.Context {
+	t.Helper()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-dev-shm-usage", true), // small /dev/shm in containers
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.Flag("mute-audio", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 800),
+	)
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancelBrowser()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(browserCtx); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	return browserCtx
+}
+
+// browserUser is one person with a tab in a browser context of their own.
+type browserUser struct {
+	t    *testing.T
+	name string
+	ctx  context.Context
+
+	mu         sync.Mutex
+	dialogs    []string // messages of JavaScript dialogs that opened
+	exceptions []string // uncaught exceptions of the page
+}
+
+// newBrowserUser opens a tab for name in a fresh browser context and loads
+// the chat page. Every JavaScript dialog is recorded and dismissed, so a
+// dialog cannot block the test, and so is every uncaught exception.
+func newBrowserUser(t *testing.T, browserCtx context.Context, name, pageURL string) *browserUser {
+	t.Helper()
+	u := &browserUser{t: t, name: name}
+	ctx, cancel := chromedp.NewContext(browserCtx,
+		chromedp.WithNewBrowserContext(),
+		chromedp.WithListener(func(ev any) {
+			// Runs in the tab's event loop: record, and send commands elsewhere.
+			switch ev := ev.(type) {
+			case *page.EventJavascriptDialogOpening:
+				u.mu.Lock()
+				u.dialogs = append(u.dialogs, fmt.Sprintf("%s(%q)", ev.Type, ev.Message))
+				u.mu.Unlock()
+				go chromedp.Call(u.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+			case *runtime.EventExceptionThrown:
+				u.mu.Lock()
+				u.exceptions = append(u.exceptions, exceptionText(ev.ExceptionDetails))
+				u.mu.Unlock()
+			}
+		}),
+	)
+	u.ctx = ctx
+	t.Cleanup(cancel)
+	u.do("open the page",
+		chromedp.EmulateViewport(1200, 800),
+		chromedp.Navigate(pageURL),
+		chromedp.WaitVisible(chromedp.ID("login-form")),
+	)
+	return u
+}
+
+func exceptionText(d *runtime.ExceptionDetails) string {
+	if d == nil {
+		return "exception"
+	}
+	s := d.Text
+	if d.Exception != nil && d.Exception.Description != "" {
+		s += " " + d.Exception.Description
+	}
+	return fmt.Sprintf("%s at %s:%d", s, d.URL, d.LineNumber+1)
+}
+
+// do runs actions in u's tab and fails the test on an error.
+func (u *browserUser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+	u.t.Helper()
+	if err := chromedp.Do(u.ctx, actions...); err != nil {
+		u.t.Fatalf("%s: %s: %v\n%s", u.name, what, err, u.state())
+	}
+}
+
+// evalIn evaluates expr in u's page into T.
+func evalIn[T any](u *browserUser, expr string) T {
+	u.t.Helper()
+	v, err := chromedp.Run(u.ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		u.t.Fatalf("%s: evaluate %s: %v", u.name, expr, err)
+	}
+	return v
+}
+
+// waitFor polls the JavaScript function fn(...args) in u's page until it
+// returns a truthy value, for at most d.
+func (u *browserUser) waitFor(d time.Duration, what, fn string, args ...any) {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(u.ctx, d+time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.PollFunction[chromedp.Void](fn,
+		chromedp.WithPollingArgs(args...),
+		chromedp.WithPollingInterval(pollEvery),
+		chromedp.WithPollingTimeout(d)))
+	if err != nil {
+		u.t.Fatalf("%s: %s within %v: %v\n%s", u.name, what, d, err, u.state())
+	}
+}
+
+// state describes what u's page shows, for failure messages.
+func (u *browserUser) state() string {
+	ctx, cancel := context.WithTimeout(u.ctx, 2*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		const txt = (id) => { const n = document.getElementById(id); return n ? n.textContent.trim() : '<missing>'; };
+		const shown = (id) => { const n = document.getElementById(id); return n && !n.hidden ? 'shown' : 'hidden'; };
+		return [
+			'auth ' + shown('auth') + ', chat ' + shown('chat'),
+			'auth-notice: ' + txt('auth-notice') + ' | auth-error: ' + txt('auth-error'),
+			'close-reason: ' + txt('close-reason'),
+			'conn-status [' + document.getElementById('conn-status').dataset.state + ']: ' + txt('conn-status'),
+			'group: ' + txt('group-name') + ' | online: ' + [...document.querySelectorAll('#online li')].map(li => li.dataset.user).join(','),
+			'status [' + document.getElementById('status-conn').dataset.state + '] v' + txt('status-version') + ': ' + txt('status-value'),
+			'messages:', ...[...document.querySelectorAll('#messages li')].map(li => '  ' + li.className + ' ' + (li.dataset.user || '') + ': ' + li.textContent),
+		].join('\n');
+	})()`))
+	if err != nil {
+		s = fmt.Sprintf("(unavailable: %v)", err)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return fmt.Sprintf("page of %s:\n%s\ndialogs: %q\nuncaught exceptions: %q", u.name, s, u.dialogs, u.exceptions)
+}
+
+// setField types value into the input with id, after emptying it.
+// (SetValue refuses "" and a plain string selector also matches text, so
+// the field is emptied with JavaScript and found by id.)
+func (u *browserUser) setField(id, value string) {
+	u.t.Helper()
+	u.do("empty #"+id, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.getElementById(%q).value = ''`, id)))
+	u.do("type into #"+id, chromedp.SendKeys(chromedp.ID(id), value))
+}
+
+// register creates an account through the page's register form; the page
+// then shows the login form.
+func (u *browserUser) register(password string) {
+	u.t.Helper()
+	u.do("show the register form",
+		chromedp.Click(chromedp.ID("show-register")),
+		chromedp.WaitVisible(chromedp.ID("register-form")),
+	)
+	u.setField("username", u.name)
+	u.setField("password", password)
+	u.setField("email", u.name+"@example.com")
+	u.do("submit the register form", chromedp.Click(chromedp.ID("register-submit")))
+	u.waitFor(waitStep, "register and see the login form", `(name) =>
+		!document.getElementById('login-form').hidden &&
+		document.getElementById('auth-notice').textContent.includes('Account created for ' + name)`, u.name)
+}
+
+// login logs in through the page's login form and waits until the chat
+// socket is connected and the group is known.
+func (u *browserUser) login(password, wantGroup string) {
+	u.t.Helper()
+	u.do("wait for the login form", chromedp.WaitVisible(chromedp.ID("login-form")))
+	u.setField("username", u.name)
+	u.setField("password", password)
+	u.do("submit the login form", chromedp.Click(chromedp.ID("login-submit")))
+	u.waitFor(waitStep, "log in and connect", `(group) =>
+		!document.getElementById('chat').hidden &&
+		document.getElementById('conn-status').dataset.state === 'connected' &&
+		document.getElementById('group-name').textContent === group`, wantGroup)
+	if got := evalIn[string](u, `document.getElementById('me').textContent`); got != u.name {
+		u.t.Errorf("%s: #me = %q, want %q", u.name, got, u.name)
+	}
+}
+
+// send types text into #message-input and presses Enter, then waits for
+// the server to echo it back as the user's own message.
+func (u *browserUser) send(text string) {
+	u.t.Helper()
+	u.do("type a message", chromedp.SendKeys(chromedp.ID("message-input"), text+"\n"))
+	u.waitMessage(u.name, text, true)
+	if got := evalIn[string](u, `document.getElementById('message-input').value`); got != "" {
+		u.t.Errorf("%s: #message-input = %q after sending, want it empty", u.name, got)
+	}
+}
+
+// waitMessage waits for a message from user with exactly this text, shown
+// as li.msg.mine or li.msg.theirs.
+func (u *browserUser) waitMessage(user, text string, mine bool) {
+	u.t.Helper()
+	cls := "theirs"
+	if mine {
+		cls = "mine"
+	}
+	u.waitFor(waitStep, fmt.Sprintf("see %s's message %q as li.msg.%s", user, text, cls), `(user, text, cls) =>
+		[...document.querySelectorAll('#messages li.msg.' + cls)].some(li =>
+			li.dataset.user === user && li.querySelector('.text') && li.querySelector('.text').textContent === text)`,
+		user, text, cls)
+}
+
+// shownMessage is one li.msg of #messages.
+type shownMessage struct {
+	User  string `json:"user"`
+	Mine  bool   `json:"mine"`
+	Text  string `json:"text"`
+	Class string `json:"class"`
+}
+
+func (u *browserUser) messages() []shownMessage {
+	u.t.Helper()
+	return evalIn[[]shownMessage](u, `[...document.querySelectorAll('#messages li.msg')].map(li => ({
+		user: li.dataset.user || '',
+		mine: li.classList.contains('mine'),
+		text: li.querySelector('.text') ? li.querySelector('.text').textContent : '',
+		class: li.className,
+	}))`)
+}
+
+// waitOnline waits until #online lists exactly users (li[data-user]).
+func (u *browserUser) waitOnline(users ...string) {
+	u.t.Helper()
+	u.waitFor(waitStep, fmt.Sprintf("see online %v", users), `(...want) => {
+		const got = [...document.querySelectorAll('#online li[data-user]')].map(li => li.dataset.user).sort();
+		return got.length === want.length && [...want].sort().every((w, i) => got[i] === w) &&
+			document.getElementById('online-count').textContent === String(want.length);
+	}`, anySlice(users)...)
+}
+
+func anySlice(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+// checkClean fails the test if a JavaScript dialog opened in u's page
+// (other than allowed ones) or the page threw an uncaught exception.
+func (u *browserUser) checkClean(allowedDialogs ...string) {
+	u.t.Helper()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, d := range u.dialogs {
+		ok := false
+		for _, a := range allowedDialogs {
+			ok = ok || d == a
+		}
+		if !ok {
+			u.t.Errorf("%s: a JavaScript dialog opened: %s", u.name, d)
+		}
+	}
+	for _, e := range u.exceptions {
+		u.t.Errorf("%s: uncaught exception in the page: %s", u.name, e)
+	}
+}
+
+func (u *browserUser) dialogCount() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.dialogs)
+}
+
+// screenshot captures u's viewport at width×height and writes it to
+// docs/name (from the repository root) when SAVE_SCREENSHOT=1. It is taken
+// in every run, so CI checks that it works; only the file is optional.
+func (u *browserUser) screenshot(name string, width, height int64, scale float64, mobile bool) {
+	u.t.Helper()
+	opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(scale)}
+	if mobile {
+		opts = append(opts, chromedp.EmulateMobile)
+	}
+	u.do("resize for "+name,
+		chromedp.EmulateViewport(width, height, opts...),
+		// Let animations (the status flash) end and the layout settle, and
+		// keep the newest message in view.
+		chromedp.Evaluate[chromedp.Void](`Promise.all(document.getAnimations().map(a => a.finished)).then(() =>
+			new Promise(r => requestAnimationFrame(() => {
+				const m = document.getElementById('messages'); m.scrollTop = m.scrollHeight;
+				if (document.activeElement) document.activeElement.blur();
+				requestAnimationFrame(() => r());
+			})))`, chromedp.EvalAwaitPromise),
+	)
+	png, err := chromedp.Run(u.ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		u.t.Fatalf("%s: screenshot %s: %v", u.name, name, err)
+	}
+	if len(png) < 8 || string(png[1:4]) != "PNG" {
+		u.t.Fatalf("%s: screenshot %s is not a PNG (%d bytes)", u.name, name, len(png))
+	}
+	u.do("restore the viewport", chromedp.EmulateViewport(1200, 800))
+	if os.Getenv("SAVE_SCREENSHOT") != "1" {
+		return
+	}
+	path := filepath.Join("..", "..", "docs", name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		u.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		u.t.Fatal(err)
+	}
+	u.t.Logf("wrote %s (%d bytes)", path, len(png))
+}
+
+// TestBrowserChat drives the chat page for three users in a real browser:
+// register and log in through the forms, live messages in a group and not
+// across groups, text never interpreted as HTML, the online list, a
+// disabled account's reason, and live status updates.
+func TestBrowserChat(t *testing.T) {
+	chromiumPath(t) // skip early, before building the server
+	c := newCluster(t, "")
+	p := c.start("web")
+
+	ctx, cancel := context.WithTimeout(context.Background(), browserBudget)
+	t.Cleanup(cancel) // after the tabs and the browser close (cleanups run last-in first-out)
+	started := time.Now()
+
+	// bob (group chat-b) and the staff user root are made through the API.
+	rootTok, _ := p.register("root", true)
+	p.register("bob", false)
+
+	browser := startBrowser(t, ctx)
+	alice := newBrowserUser(t, browser, "alice", p.url("/"))
+	anna := newBrowserUser(t, browser, "anna", p.url("/"))
+	bob := newBrowserUser(t, browser, "bob", p.url("/"))
+
+	// The dialog detector works: a dialog in bob's page is seen (and dismissed).
+	const probe = `alert("dialog-probe")`
+	bob.do("open a probe dialog", chromedp.Evaluate[chromedp.Void](`setTimeout(() => alert('dialog-probe'), 0)`))
+	for deadline := time.Now().Add(5 * time.Second); bob.dialogCount() == 0; time.Sleep(pollEvery) {
+		if time.Now().After(deadline) {
+			t.Fatal("bob: the probe alert() was not reported as Page.javascriptDialogOpening")
+		}
+	}
+
+	const password = "password123"
+	for _, u := range []*browserUser{alice, anna} {
+		u.register(password)
+		u.login(password, "chat-a")
+	}
+	bob.login(password, "chat-b")
+	t.Logf("three users logged in after %v", time.Since(started).Round(time.Millisecond))
+
+	// Each chat-a member sees both; bob sees only himself.
+	alice.waitOnline("alice", "anna")
+	anna.waitOnline("alice", "anna")
+	bob.waitOnline("bob")
+
+	// The status panel is live before anything is published, so the value
+	// below can only arrive by push.
+	for _, u := range []*browserUser{alice, anna} {
+		u.waitFor(waitStep, "connect the status panel", `() =>
+			document.getElementById('status-conn').dataset.state === 'connected' &&
+			document.getElementById('status-version').textContent === '0'`)
+	}
+
+	conversation := []struct {
+		from *browserUser
+		to   *browserUser
+		text string
+	}{
+		{alice, anna, "Morning Anna! Is the 2.4 release still on for today?"},
+		{anna, alice, "Yes, the build is green. Rolling out to staging now."},
+		{alice, anna, "Great, I'll watch the status panel."},
+		{anna, alice, "Staging looks good, promoting to production."},
+		{alice, anna, "Nice work, thanks Anna!"},
+		{anna, alice, "Any time. Lunch at noon?"},
+	}
+	for _, m := range conversation {
+		m.from.send(m.text)
+		m.to.waitMessage(m.from.name, m.text, false)
+	}
+
+	// A status update shows up without a reload.
+	status := map[string]any{"deploy": "2.4", "build": "green", "errors": 0}
+	code, body := p.call("PUT", "/api/status/system", "Api-Key "+c.apiKey, map[string]any{"value": status})
+	if code != 200 {
+		t.Fatalf("PUT /api/status/system = %d %s, want 200", code, body)
+	}
+	var put struct{ Version uint64 }
+	if err := json.Unmarshal(body, &put); err != nil || put.Version == 0 {
+		t.Fatalf("PUT /api/status/system body %s: version missing (%v)", body, err)
+	}
+	want, _ := json.Marshal(status)
+	for _, u := range []*browserUser{alice, anna} {
+		u.waitFor(waitStep, "show the status update", `(want, version) => {
+			let got;
+			try { got = JSON.parse(document.getElementById('status-value').textContent); } catch (e) { return false; }
+			const sorted = (o) => JSON.stringify(Object.keys(o).sort().reduce((a, k) => (a[k] = o[k], a), {}));
+			return document.getElementById('status-version').textContent === String(version) &&
+				got !== null && typeof got === 'object' && sorted(got) === sorted(JSON.parse(want));
+		}`, string(want), put.Version)
+	}
+
+	alice.screenshot("chat.png", 1200, 800, 1, false)
+	alice.screenshot("chat-phone.png", 375, 812, 2, true)
+
+	// A message is text, never HTML: no element is made and no script runs.
+	const xss = `<img src=x onerror=alert(1)>`
+	anna.send(xss)
+	alice.waitMessage("anna", xss, false)
+	for _, u := range []*browserUser{alice, anna} {
+		if n := evalIn[int](u, `document.querySelectorAll('#messages img, #messages script').length`); n != 0 {
+			t.Errorf("%s: #messages has %d <img>/<script> elements after the XSS message, want 0", u.name, n)
+		}
+		last := u.messages()
+		if got := last[len(last)-1]; got.User != "anna" || got.Text != xss {
+			t.Errorf("%s: last message = %+v, want anna's %q as text", u.name, got, xss)
+		}
+	}
+
+	// Groups are separate: bob's own message arrives, and nothing of
+	// chat-a reaches him (his round trip went through the same hub after
+	// theirs), nor his message them.
+	bob.send("Anyone in chat-b?")
+	for _, m := range bob.messages() {
+		if m.User != "bob" || !m.Mine {
+			t.Errorf("bob: #messages shows %+v, want only bob's own messages", m)
+		}
+	}
+	for _, u := range []*browserUser{alice, anna} {
+		for _, m := range u.messages() {
+			if m.User == "bob" {
+				t.Errorf("%s: #messages shows bob's message %+v from chat-b", u.name, m)
+			}
+		}
+	}
+	if got, want := len(alice.messages()), len(conversation)+1; got != want {
+		t.Errorf("alice: %d messages shown, want %d", got, want)
+	}
+
+	// Disabling anna through the API signs her out with the reason, within 2 s.
+	code, body = p.call("GET", "/api/users/?limit=1000", "JWT "+rootTok, nil)
+	var list struct {
+		Results []struct {
+			ID       int64  `json:"id"`
+			Username string `json:"username"`
+		} `json:"results"`
+	}
+	if code != 200 || json.Unmarshal(body, &list) != nil {
+		t.Fatalf("GET /api/users/ = %d %s, want 200", code, body)
+	}
+	var annaID int64
+	for _, r := range list.Results {
+		if r.Username == "anna" {
+			annaID = r.ID
+		}
+	}
+	if annaID == 0 {
+		t.Fatalf("GET /api/users/: no anna in %s", body)
+	}
+	disabledAt := time.Now()
+	code, body = p.call("PATCH", fmt.Sprintf("/api/users/%d", annaID), "JWT "+rootTok, map[string]any{"is_active": false})
+	if code != 200 {
+		t.Fatalf("PATCH /api/users/%d {is_active: false} = %d %s, want 200", annaID, code, body)
+	}
+	anna.waitFor(waitShort-time.Since(disabledAt), "show the disabled reason", `() =>
+		document.getElementById('close-reason').textContent === 'Your account was disabled' &&
+		!document.getElementById('auth').hidden && document.getElementById('chat').hidden`)
+	t.Logf("anna saw the disabled reason %v after the PATCH", time.Since(disabledAt).Round(time.Millisecond))
+	if tok := evalIn[*string](anna, `sessionStorage.getItem('switchboard.token')`); tok != nil {
+		t.Errorf("anna: the token is still in sessionStorage after she was disabled")
+	}
+	alice.waitOnline("alice")
+
+	alice.checkClean()
+	anna.checkClean()
+	bob.checkClean(probe)
+	t.Logf("browser part took %v", time.Since(started).Round(time.Millisecond))
+}
