@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -41,6 +42,7 @@ func TestObtainToken(t *testing.T) {
 		js   = "application/json"
 		form = "application/x-www-form-urlencoded"
 	)
+	long72 := strings.Repeat("p", 70) + "72"
 	tests := []struct {
 		name        string
 		contentType string
@@ -61,6 +63,14 @@ func TestObtainToken(t *testing.T) {
 		{"inactive user", js, `{"username":"sleeper","password":"password123"}`, 400, badCredentials, nil},
 		{"username case differs", js, `{"username":"ALICE","password":"password123"}`, 400, badCredentials, nil},
 		{"password with trailing space", js, `{"username":"alice","password":"password123 "}`, 400, badCredentials, nil},
+		{"72-byte password", js, `{"username":"long","password":"` + long72 + `"}`, 200, "", nil},
+		{"72-byte password plus more", js, `{"username":"long","password":"` + long72 + `!"}`, 400, badCredentials, nil},
+		// PostgreSQL refuses NUL and invalid UTF-8 in a query: no 500.
+		{"NUL in username", js, `{"username":"alice\u0000","password":"password123"}`, 400, badCredentials, nil},
+		{"NUL in username, form", form, "username=alice%00&password=password123", 400, badCredentials, nil},
+		{"invalid UTF-8 username, form", form, "username=%ff%fe&password=password123", 400, badCredentials, nil},
+		{"invalid UTF-8 password, form", form, "username=alice&password=%ff", 400, badCredentials, nil},
+		{"151-char username", js, `{"username":"` + strings.Repeat("a", 151) + `","password":"password123"}`, 400, badCredentials, nil},
 		{"missing password", js, `{"username":"alice"}`, 400, "", []string{"password"}},
 		{"missing username", js, `{"password":"password123"}`, 400, "", []string{"username"}},
 		{"empty object", js, `{}`, 400, "", []string{"password", "username"}},
@@ -74,6 +84,9 @@ func TestObtainToken(t *testing.T) {
 			alice := e.createUser("alice", false)
 			e.createUser("éva", false)
 			sleeper := e.createUser("sleeper", false)
+			if _, err := e.users.Create(t.Context(), models.NewUser{Username: "long", Password: long72}); err != nil {
+				t.Fatal(err)
+			}
 			off := false
 			if _, err := e.users.Update(t.Context(), sleeper.ID, models.UserPatch{IsActive: &off}); err != nil {
 				t.Fatal(err)
@@ -508,5 +521,33 @@ except jwt.InvalidSignatureError:
 				t.Errorf("PyJWT decode of our token with a wrong key: %s, want invalid signature", got)
 			}
 		})
+	}
+}
+
+// TestLoginRateLimitIgnoresForwardedFor: the per-IP bucket is the peer's
+// address; a client cannot pick a fresh bucket per request by sending
+// X-Forwarded-For or X-Real-IP.
+func TestLoginRateLimitIgnoresForwardedFor(t *testing.T) {
+	e := newEnv(t, "sqlite", func(d *handlers.Deps, _ *middleware.AuthConfig) { d.LoginRate, d.LoginBurst = 0.001, 3 })
+	limited := 0
+	for i := range 8 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+"/api-token-auth/", strings.NewReader(`{"username":"x","password":"yyyyyyyy"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1))
+		req.Header.Set("X-Real-IP", fmt.Sprintf("198.51.100.%d", i+1))
+		resp, err := restClient.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatalf("POST /api-token-auth/ #%d: %v", i+1, err)
+		}
+		resp.Body.Close()
+		cancel()
+		if resp.StatusCode == 429 {
+			limited++
+		}
+	}
+	if limited != 5 {
+		t.Errorf("8 POST /api-token-auth/ with rotating X-Forwarded-For: %d got 429, want 5 (burst 3)", limited)
 	}
 }

@@ -19,7 +19,9 @@ import (
 // JSON body of the standard shape; nothing is a 500.
 func TestErrorResponses(t *testing.T) {
 	const js = "application/json"
-	huge := func(prefix string, n int) []byte { return append([]byte(prefix), bytes.Repeat([]byte(" "), n-len(prefix))...) }
+	huge := func(prefix string, n int) []byte {
+		return append([]byte(prefix), bytes.Repeat([]byte(" "), n-len(prefix))...)
+	}
 	tests := []struct {
 		name        string
 		method      string
@@ -163,11 +165,8 @@ func (s *syncBuffer) String() string {
 // logger writes to a buffer: the log has every request but no secret.
 func TestAccessLogRedactsSecrets(t *testing.T) {
 	var buf syncBuffer
-	s := newTestServer(t, slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	u, err := s.users.Create(t.Context(), models.NewUser{Username: "logger", Password: "password123"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := newEnv(t, "sqlite", withLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	u := e.createUser("logger", false)
 	requests := []struct {
 		method, path, auth, contentType string
 		body                            string
@@ -186,14 +185,11 @@ func TestAccessLogRedactsSecrets(t *testing.T) {
 		if rq.body != "" {
 			b = []byte(rq.body)
 		}
-		sendRaw(t, s.url, rq.method, rq.path, rq.contentType, rq.auth, b)
+		sendRaw(t, e.srv.URL, rq.method, rq.path, rq.contentType, rq.auth, b)
 	}
 	// A real token too: neither it nor its signature may appear.
-	tok, err := s.auth.Mint(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := sendRaw(t, s.url, "GET", "/api/users/me?token="+tok, "", "JWT "+tok, nil); r.status != 200 {
+	tok := e.token(u)
+	if r := sendRaw(t, e.srv.URL, "GET", "/api/users/me?token="+tok, "", "JWT "+tok, nil); r.status != 200 {
 		t.Fatalf("GET /api/users/me with a good token = %d, want 200", r.status)
 	}
 	log := buf.String()
@@ -212,5 +208,51 @@ func TestAccessLogRedactsSecrets(t *testing.T) {
 	}
 	if n := strings.Count(log, "msg=request"); n != len(requests)+1 {
 		t.Errorf("access log has %d request lines, want %d:\n%s", n, len(requests)+1, log)
+	}
+}
+
+// TestDatabaseDownIsInternalError: when the database fails, every endpoint
+// answers 500 "internal error", never a 401 (which tells clients to drop a
+// good token) and never the driver's message (which names hosts and users).
+func TestDatabaseDownIsInternalError(t *testing.T) {
+	var logs syncBuffer
+	for _, s := range newTestServers(t, &logs) {
+		t.Run(s.dialect, func(t *testing.T) {
+			u, err := s.users.Create(t.Context(), models.NewUser{Username: "staffer", Password: "password123", IsStaff: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := s.auth.Mint(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.db.Close()
+			tests := []struct {
+				method, path, contentType, auth, body string
+			}{
+				{"GET", "/api/users/me", "", "JWT " + tok, ""},
+				{"GET", "/api/users/", "", "JWT " + tok, ""},
+				{"POST", "/api-token-auth/", "application/json", "", `{"username":"staffer","password":"password123"}`},
+				{"POST", "/api-token-verify/", "application/json", "", `{"token":"` + tok + `"}`},
+				{"POST", "/api-token-refresh/", "application/json", "", `{"token":"` + tok + `"}`},
+				{"POST", "/api/users/", "application/json", "", `{"username":"newbie","password":"password123"}`},
+			}
+			for _, tt := range tests {
+				req := fmt.Sprintf("%s %s with the database closed", tt.method, tt.path)
+				var b []byte
+				if tt.body != "" {
+					b = []byte(tt.body)
+				}
+				r := sendRaw(t, s.url, tt.method, tt.path, tt.contentType, tt.auth, b)
+				if r.status != 500 {
+					t.Errorf("%s = %d %s, want 500", req, r.status, r.body)
+					continue
+				}
+				body := r.object(t, req)
+				if code := errorCode(t, req, body); code != "internal" || !strings.Contains(string(r.body), `"internal error"`) {
+					t.Errorf("%s body = %s, want code internal, message \"internal error\"", req, r.body)
+				}
+			}
+		})
 	}
 }

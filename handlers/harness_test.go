@@ -185,7 +185,9 @@ func (e *env) do(method, path, auth string, body any) (int, map[string]any) {
 		b, _ := json.Marshal(body)
 		r = strings.NewReader(string(b))
 	}
-	req, err := http.NewRequest(method, e.srv.URL+path, r)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, e.srv.URL+path, r)
 	if err != nil {
 		e.t.Fatal(err)
 	}

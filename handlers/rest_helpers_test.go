@@ -7,12 +7,17 @@ package handlers_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -56,6 +61,11 @@ func (c *authClock) Advance(d time.Duration) {
 // withClock makes c the auth clock of the env.
 func withClock(c *authClock) envOption {
 	return withAuth(func(a *middleware.AuthConfig) { a.Now = c.Now })
+}
+
+// withLogger makes l the server's logger (the access log included).
+func withLogger(l *slog.Logger) envOption {
+	return func(d *handlers.Deps, _ *middleware.AuthConfig) { d.Logger = l }
 }
 
 // restResponse is one raw HTTP answer.
@@ -233,30 +243,68 @@ func unsignedToken(t testing.TB, header, claims map[string]any) string {
 }
 
 // testServer is a server like newEnv's, built from a testing.TB (fuzz
-// targets have a *testing.F) and with a caller-chosen logger. It always
-// uses SQLite.
+// targets have a *testing.F).
 type testServer struct {
-	url    string
-	users  *models.UserStore
-	auth   *middleware.Auth
-	secret []byte
+	dialect string
+	url     string
+	users   *models.UserStore
+	auth    *middleware.Auth
+	db      *sql.DB
 }
 
-func newTestServer(tb testing.TB, logger *slog.Logger) *testServer {
+// newTestServers starts one testServer per dialect (see dialects) whose
+// logger writes to logs.
+func newTestServers(tb testing.TB, logs io.Writer) []*testServer {
 	tb.Helper()
-	dsn := filepath.Join(tb.TempDir(), "test.db")
-	db, err := models.Open(models.Target{Dialect: models.SQLite, DSN: dsn})
+	names := []string{"sqlite"}
+	if os.Getenv("TEST_DATABASE_URL") != "" {
+		names = append(names, "postgres")
+	}
+	var out []*testServer
+	for _, dialect := range names {
+		out = append(out, newTestServer(tb, dialect, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelError}))))
+	}
+	return out
+}
+
+func newTestServer(tb testing.TB, dialect string, logger *slog.Logger) *testServer {
+	tb.Helper()
+	target := models.Target{Dialect: models.SQLite, DSN: filepath.Join(tb.TempDir(), "test.db")}
+	if dialect == "postgres" {
+		base := os.Getenv("TEST_DATABASE_URL")
+		b := make([]byte, 6)
+		rand.Read(b)
+		schema := "f_" + hex.EncodeToString(b)
+		admin, err := sql.Open("pgx", base)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() {
+			admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+			admin.Close()
+		})
+		if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+			tb.Fatalf("create schema: %v", err)
+		}
+		u, _ := url.Parse(base)
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		target = models.Target{Dialect: models.Postgres, DSN: u.String()}
+	}
+	db, err := models.Open(target)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	sqlDB, _ := db.DB()
 	tb.Cleanup(func() { sqlDB.Close() })
-	if _, err := migrations.Up(context.Background(), sqlDB, "sqlite"); err != nil {
+	if _, err := migrations.Up(context.Background(), sqlDB, dialect); err != nil {
 		tb.Fatal(err)
 	}
-	s := &testServer{secret: []byte(strings.Repeat("k", 16) + "0123456789abcdef0123456789abcdef")}
+	s := &testServer{dialect: dialect, db: sqlDB}
 	s.users = models.NewUserStore(db, models.PasswordHasher{Cost: 4})
-	s.auth, err = middleware.NewAuth(middleware.AuthConfig{Secret: s.secret, Expiration: 5 * time.Minute, MaxRefresh: time.Hour}, s.users)
+	secret := []byte(strings.Repeat("k", 16) + "0123456789abcdef0123456789abcdef")
+	auth, err := middleware.NewAuth(middleware.AuthConfig{Secret: secret, Expiration: 5 * time.Minute, MaxRefresh: time.Hour}, s.users)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -266,7 +314,8 @@ func newTestServer(tb testing.TB, logger *slog.Logger) *testServer {
 	srv := httptest.NewServer(handlers.NewServer(handlers.Deps{
 		Logger:     logger,
 		Users:      s.users,
-		Auth:       s.auth,
+		Status:     models.NewStatusStore(db),
+		Auth:       auth,
 		Hub:        hub,
 		Presence:   ws.NewMemoryPresence(),
 		Client:     ws.DefaultClientConfig(),
@@ -279,6 +328,6 @@ func newTestServer(tb testing.TB, logger *slog.Logger) *testServer {
 		hub.Shutdown(ctx)
 		srv.Close()
 	})
-	s.url = srv.URL
+	s.url, s.auth = srv.URL, auth
 	return s
 }

@@ -55,6 +55,10 @@ func NewServer(d Deps) http.Handler {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
+	// ClientIP (the login rate limit's key, the access log's remote) is
+	// the peer address: gin trusts X-Forwarded-For from anyone by default,
+	// which would let each request pick a fresh rate-limit bucket.
+	_ = r.SetTrustedProxies(nil)
 	r.Use(middleware.AccessLog(d.Logger), recovery(d.Logger))
 	r.NoRoute(func(c *gin.Context) {
 		writeError(c, d.Logger, models.Errorf(models.ENOTFOUND, "no such endpoint"))

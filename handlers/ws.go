@@ -132,9 +132,14 @@ func handleChat(d *wsDeps) gin.HandlerFunc {
 		}
 		group := ws.ChatGroup(u.Username)
 		channel := ws.GroupChannel(group)
-		// Welcome is queued before joining, so it is always the first frame.
+		// The welcome is queued before joining, so it is always the first
+		// frame, and held until the join, so a client that has read it is
+		// already a member.
+		client.Hold()
 		client.Send(ws.Encode(ws.Welcome{Type: "welcome", User: u.Username, Group: group}))
-		if err := d.hub.Join(channel, client); err != nil {
+		err := d.hub.Join(channel, client)
+		client.Release()
+		if err != nil {
 			client.Close(ws.CloseShutdown)
 			go client.Serve(func([]byte) {}, nil)
 			return

@@ -50,9 +50,10 @@ type Claims struct {
 
 // Context keys set by RequireUser and APIKey.
 const (
-	ContextUser   = "switchboard.user"
-	ContextAPIKey = "switchboard.api_key"
-	contextReason = "switchboard.auth_reason"
+	ContextUser     = "switchboard.user"
+	ContextAPIKey   = "switchboard.api_key"
+	contextReason   = "switchboard.auth_reason"
+	contextInternal = "switchboard.auth_internal_error"
 )
 
 // Auth is switchboard's one JWT path: gin-jwt signs, parses and guards
@@ -117,8 +118,12 @@ func NewAuth(cfg AuthConfig, users UserLookup) (*Auth, error) {
 				return false
 			}
 			u, err := a.activeUser(c.Request.Context(), id)
-			if err != nil {
-				c.Set(contextReason, err.Error())
+			var ae *AuthError
+			if errors.As(err, &ae) {
+				c.Set(contextReason, ae.Reason)
+				return false
+			} else if err != nil {
+				c.Set(contextInternal, err) // the database failed, not the token
 				return false
 			}
 			c.Set(ContextUser, u)
@@ -126,6 +131,15 @@ func NewAuth(cfg AuthConfig, users UserLookup) (*Auth, error) {
 		},
 		HTTPStatusMessageFunc: func(err error, c *gin.Context) string { return reasonFor(err) },
 		Unauthorized: func(c *gin.Context, code int, message string) {
+			if err, ok := c.Get(contextInternal); ok {
+				// A 401 would tell the client to drop a good token, and the
+				// driver's message is not for clients: 500, as writeError.
+				_ = c.Error(err.(error))
+				c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{
+					"error": gin.H{"code": models.EINTERNAL, "message": "internal error"},
+				})
+				return
+			}
 			if r, ok := c.Get(contextReason); ok {
 				message = r.(string)
 			}

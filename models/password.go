@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -44,7 +45,9 @@ func (p PasswordHasher) Verify(encoded, password string) (ok, rehash bool) {
 	if strings.HasPrefix(encoded, "pbkdf2_sha256$") {
 		return verifyDjangoPBKDF2(encoded, password), true
 	}
-	if bcrypt.CompareHashAndPassword([]byte(encoded), []byte(password)) != nil {
+	// bcrypt reads only the first 72 bytes: without this check a 72-byte
+	// password would match itself followed by anything.
+	if len(password) > maxPasswordBytes || bcrypt.CompareHashAndPassword([]byte(encoded), []byte(password)) != nil {
 		return false, false
 	}
 	cost, err := bcrypt.Cost([]byte(encoded))
@@ -55,13 +58,23 @@ func (p PasswordHasher) Verify(encoded, password string) (ok, rehash bool) {
 	return true, err == nil && cost != want
 }
 
-// dummyHash is compared against when a username does not exist, so a login
-// for an unknown user costs as long as one for a known user.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("switchboard-timing-equaliser"), bcrypt.DefaultCost)
+// dummyHashes holds, per bcrypt cost, the hash compared against when a
+// username does not exist, so a login for an unknown user costs as long as
+// one for a known user at the configured cost.
+var dummyHashes sync.Map // int → []byte
 
 // VerifyMissing spends the time a real Verify would, and always fails.
 func (p PasswordHasher) VerifyMissing(password string) {
-	_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+	cost := p.Cost
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	h, ok := dummyHashes.Load(cost)
+	if !ok {
+		b, _ := bcrypt.GenerateFromPassword([]byte("switchboard-timing-equaliser"), cost)
+		h, _ = dummyHashes.LoadOrStore(cost, b)
+	}
+	_ = bcrypt.CompareHashAndPassword(h.([]byte), []byte(password))
 }
 
 func verifyDjangoPBKDF2(encoded, password string) bool {

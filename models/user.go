@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
 	"gorm.io/gorm"
 )
 
@@ -39,6 +40,10 @@ type UserJSON struct {
 func (u *User) JSON() UserJSON {
 	return UserJSON{ID: u.ID, Username: u.Username, Email: u.Email, IsActive: u.IsActive, IsStaff: u.IsStaff}
 }
+
+// NormalizeUsername applies NFKC, as Django's AbstractBaseUser does, so
+// "ａｌｉｃｅ" (full width) and "alice" are one name, not two look-alikes.
+func NormalizeUsername(name string) string { return norm.NFKC.String(name) }
 
 // MaxUsernameLength is Django's limit, in characters.
 const MaxUsernameLength = 150
@@ -115,6 +120,7 @@ func NewUserStore(db *gorm.DB, hasher PasswordHasher) *UserStore {
 
 // Create validates and inserts a user.
 func (s *UserStore) Create(ctx context.Context, in NewUser) (*User, error) {
+	in.Username = NormalizeUsername(in.Username)
 	if err := ValidateUsername(in.Username); err != nil {
 		return nil, err
 	}
@@ -170,6 +176,11 @@ func (s *UserStore) Get(ctx context.Context, id int64) (*User, error) {
 
 // GetByUsername loads a user by exact username.
 func (s *UserStore) GetByUsername(ctx context.Context, username string) (*User, error) {
+	// No stored name holds NUL or invalid UTF-8, and PostgreSQL refuses
+	// them in a query (an error, not "no rows"): answer not found here.
+	if !utf8.ValidString(username) || strings.ContainsRune(username, 0) {
+		return nil, Errorf(ENOTFOUND, "user not found")
+	}
 	var u User
 	err := s.db.WithContext(ctx).Take(&u, "username = ?", username).Error
 	if err != nil {

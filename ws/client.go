@@ -91,6 +91,26 @@ func NewClient(conn *websocket.Conn, cfg ClientConfig) *Client {
 	return c
 }
 
+// Hold stops the writer from starting until Release, so frames queued in
+// between (a welcome, then whatever the group sends once the client has
+// joined) go out together and in order: a client that has read its
+// welcome is already a member.
+func (c *Client) Hold() {
+	c.mu.Lock()
+	c.writing = true
+	c.mu.Unlock()
+}
+
+// Release undoes Hold and starts the writer for whatever is queued.
+func (c *Client) Release() {
+	c.mu.Lock()
+	c.writing = false
+	if len(c.queue) > 0 {
+		c.startWriterLocked()
+	}
+	c.mu.Unlock()
+}
+
 // Send queues one text frame for this client alone.
 func (c *Client) Send(payload []byte) { c.enqueue(TextFrame(payload), 0) }
 

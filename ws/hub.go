@@ -53,14 +53,15 @@ func (h *Hub) Add(c *Client) error {
 		h.mu.Unlock()
 		return ErrHubClosed
 	}
-	h.clients[c] = struct{}{}
-	h.wg.Add(1)
-	h.mu.Unlock()
+	// Set before c is visible in h.clients: Shutdown may Close it at once.
 	c.stats = &h.Stats
 	c.onDone = func() {
 		h.remove(c)
 		h.wg.Done()
 	}
+	h.clients[c] = struct{}{}
+	h.wg.Add(1)
+	h.mu.Unlock()
 	return nil
 }
 
