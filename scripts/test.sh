@@ -56,8 +56,8 @@ sb_compose_check "$ROOT" || compose_rc=$?
 pkgs=(./...)
 [ "$#" -eq 0 ] || pkgs=("$@")
 test_rc=0
-sb_log "go test -race -count=1 -timeout 20m ${pkgs[*]}"
-sb_run go test -race -count=1 -timeout 20m "${pkgs[@]}" || test_rc=$?
+sb_log "go test -race -count=1 -timeout 40m ${pkgs[*]}"
+sb_run go test -race -count=1 -timeout 40m "${pkgs[@]}" || test_rc=$?
 
 [ "$vet_rc" -eq 0 ] || sb_log "go vet FAILED (exit $vet_rc)"
 if [ "$test_rc" -ne 0 ]; then

@@ -16,7 +16,8 @@ import (
 type Config struct {
 	Addr                 string
 	Database             models.Target
-	JWTSecret            string // empty: generated (embedded mode) or an error
+	JWTSecret            string // empty: read or generated in JWTSecretFile
+	JWTSecretFile        string // where a generated secret is kept
 	JWTExpiration        time.Duration
 	JWTRefreshExpiration time.Duration
 	AllowedOrigins       []string
@@ -41,6 +42,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	cfg := Config{
 		Addr:          or(getenv("ADDR"), "127.0.0.1:8000"),
 		JWTSecret:     getenv("JWT_SECRET"),
+		JWTSecretFile: getenv("JWT_SECRET_FILE"),
 		RedisURL:      getenv("REDIS_URL"),
 		RedisPrefix:   or(getenv("REDIS_PREFIX"), "switchboard:"),
 		PublishAPIKey: getenv("PUBLISH_API_KEY"),
@@ -97,8 +99,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if cfg.JWTSecret != "" && len(cfg.JWTSecret) < 32 {
 		return cfg, fmt.Errorf("JWT_SECRET must be at least 32 characters")
 	}
-	if cfg.JWTSecret == "" && cfg.Database.Dialect == models.Postgres {
-		return cfg, fmt.Errorf("JWT_SECRET is required with PostgreSQL (generate one: openssl rand -hex 32)")
+	if cfg.JWTSecret == "" && cfg.JWTSecretFile == "" {
+		if cfg.Database.Dialect == models.Postgres {
+			return cfg, fmt.Errorf("JWT_SECRET (or JWT_SECRET_FILE, shared by every process) is required with PostgreSQL (generate one: openssl rand -hex 32)")
+		}
+		cfg.JWTSecretFile = cfg.Database.DSN + ".jwt-secret" // beside the SQLite file
 	}
 	if cfg.RedisURL != "" && !strings.HasPrefix(cfg.RedisURL, "redis://") && !strings.HasPrefix(cfg.RedisURL, "rediss://") {
 		return cfg, fmt.Errorf("REDIS_URL must start with redis:// or rediss://")

@@ -60,6 +60,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "serve":
 		return serve(ctx, cfg, logger)
 	case "migrate":
+		// Also settle the shared secret file, so replicas started after
+		// the migration find it.
+		if _, err := jwtSecret(cfg, logger); err != nil {
+			return err
+		}
 		db, err := openDB(ctx, cfg, logger)
 		if err != nil {
 			return err
@@ -114,42 +119,51 @@ func closeDB(db *gorm.DB) error {
 	return sqlDB.Close()
 }
 
-// jwtSecret returns JWT_SECRET, or in embedded mode the secret kept beside
-// the SQLite file, generating it on first start.
+// jwtSecret returns JWT_SECRET, or the secret kept in JWTSecretFile (beside
+// the SQLite file in embedded mode), generating that file on first start.
+// Processes racing to create it agree: O_EXCL lets one win and the others
+// read what it wrote.
 func jwtSecret(cfg Config, logger *slog.Logger) ([]byte, error) {
 	if cfg.JWTSecret != "" {
 		return []byte(cfg.JWTSecret), nil
 	}
-	path := cfg.Database.DSN + ".jwt-secret"
-	if b, err := os.ReadFile(path); err == nil {
-		s := strings.TrimSpace(string(b))
-		if len(s) < 32 {
-			return nil, fmt.Errorf("JWT secret file %s is shorter than 32 characters", path)
+	path := cfg.JWTSecretFile
+	for attempt := 0; attempt < 50; attempt++ {
+		if b, err := os.ReadFile(path); err == nil {
+			s := strings.TrimSpace(string(b))
+			if len(s) >= 32 {
+				return []byte(s), nil
+			}
+			if attempt == 49 {
+				return nil, fmt.Errorf("JWT secret file %s is shorter than 32 characters", path)
+			}
+			time.Sleep(20 * time.Millisecond) // another process is writing it
+			continue
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("read JWT secret: %w", err)
 		}
+		buf := make([]byte, 32)
+		if _, err := rand.Read(buf); err != nil {
+			return nil, err
+		}
+		s := hex.EncodeToString(buf)
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue // another process won the race: read its secret
+		} else if err != nil {
+			return nil, fmt.Errorf("store JWT secret: %w", err)
+		}
+		_, err = f.WriteString(s + "\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store JWT secret: %w", err)
+		}
+		logger.Warn("JWT_SECRET not set: generated one and stored it", "path", path)
 		return []byte(s), nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("read JWT secret: %w", err)
 	}
-	buf := make([]byte, 32)
-	if _, err := rand.Read(buf); err != nil {
-		return nil, err
-	}
-	s := hex.EncodeToString(buf)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return jwtSecret(cfg, logger) // another process won the race
-	} else if err != nil {
-		return nil, fmt.Errorf("store JWT secret: %w", err)
-	}
-	_, err = f.WriteString(s + "\n")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store JWT secret: %w", err)
-	}
-	logger.Warn("JWT_SECRET not set: generated one and stored it beside the database", "path", path)
-	return []byte(s), nil
+	return nil, fmt.Errorf("JWT secret file %s: gave up waiting for it", path)
 }
 
 // app is the assembled server: what serve runs and tests drive.
