@@ -2,8 +2,10 @@ package handlers_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -285,7 +287,17 @@ func TestSlowConsumerIsClosedAloneWith1013(t *testing.T) {
 		if err := cs.WriteMessage(websocket.TextMessage, []byte(fmt.Sprint(i, big))); err != nil {
 			t.Fatal(err)
 		}
-		m := readUntil(t, ff, "message")
+		ff.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var m map[string]any
+		for m == nil || m["type"] != "message" {
+			_, b, err := ff.ReadMessage()
+			if err != nil {
+				buf := make([]byte, 1<<20)
+				n := runtime.Stack(buf, true)
+				t.Fatalf("fast member, message %d: %v\n%s", i, err, buf[:n])
+			}
+			json.Unmarshal(b, &m)
+		}
 		if !strings.HasPrefix(m["text"].(string), fmt.Sprint(i)) {
 			t.Fatalf("fast member message %d = %.10q", i, m["text"])
 		}
@@ -413,5 +425,58 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 			t.Fatalf("condition not met within %s", d)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Many members sending their whole burst allowance at once: every member
+// gets every message, each sender's in order (the writer hand-off between
+// goroutines under load), and nobody is mistaken for a slow consumer.
+func TestChatConcurrentSendersAllDelivered(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	const members, msgs = 20, 40 // 40: the default WS_RATE_BURST
+	conns := make([]*websocket.Conn, members)
+	for i := range conns {
+		conns[i] = e.chat(e.createUser(fmt.Sprintf("k%02d", i), false))
+	}
+	waitFor(t, 5*time.Second, func() bool { return len(e.hub.Members(ws.GroupChannel("chat-k"))) == members })
+	for i, c := range conns {
+		go func(i int, c *websocket.Conn) {
+			for j := 0; j < msgs; j++ {
+				c.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf("%d:%d", i, j)))
+			}
+		}(i, c)
+	}
+	errc := make(chan error, members)
+	for _, c := range conns {
+		go func(c *websocket.Conn) {
+			next := make([]int, members)
+			for got := 0; got < members*msgs; {
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, b, err := c.ReadMessage()
+				if err != nil {
+					errc <- fmt.Errorf("after %d messages: %v", got, err)
+					return
+				}
+				var m struct{ Type, Text string }
+				json.Unmarshal(b, &m)
+				if m.Type != "message" {
+					continue
+				}
+				var from, n int
+				fmt.Sscanf(m.Text, "%d:%d", &from, &n)
+				if n != next[from] {
+					errc <- fmt.Errorf("from %d got %d, want %d", from, n, next[from])
+					return
+				}
+				next[from]++
+				got++
+			}
+			errc <- nil
+		}(c)
+	}
+	for range conns {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

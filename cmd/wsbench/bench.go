@@ -210,16 +210,27 @@ func bench(ctx context.Context, cfg config, stderr io.Writer) (*result, error) {
 	}
 
 	// One plan per worker: member i goes to worker i mod procs.
-	reserve := min(20*time.Second, cfg.Timeout/4)
+	// The last part of the run is kept for closing the sockets.
+	reserve := min(45*time.Second, cfg.Timeout/4)
 	plans := make([]*plan, cfg.Procs)
 	totalSenders := 0
 	for _, g := range lay.groups {
 		totalSenders += len(g.Senders)
 	}
+	// Fast senders keep at most 256 messages in flight per group (a
+	// member's queue on the server stays at a quarter of WS_SEND_QUEUE's
+	// default) and about 256k deliveries in all: enough to keep the server
+	// busy and its writes batched.
+	window := cfg.Window
+	if window == 0 {
+		window = min(256, max(1, 262144/cfg.N))
+	}
+	window = max(1, window/cfg.Procs)
 	for w := range plans {
 		plans[w] = &plan{Worker: w, Via: cfg.Via, HTTPURLs: httpURLs, WSURLs: wsURLs, APIKey: cfg.APIKey,
-			Groups: lay.groups, Senders: totalSenders, Conc: cfg.Conc, Window: cfg.Window, Rate: cfg.Rate,
-			Deadline: started.Add(cfg.Timeout - reserve).UnixNano(), Settle: cfg.Settle}
+			Groups: lay.groups, Senders: totalSenders, Conc: cfg.Conc, Window: window, Rate: cfg.Rate,
+			Deadline: started.Add(cfg.Timeout - reserve).UnixNano(), Settle: cfg.Settle,
+			Teardown: reserve - reserve/8}
 	}
 	now := time.Now()
 	for i, m := range lay.members {
@@ -245,13 +256,12 @@ func bench(ctx context.Context, cfg config, stderr io.Writer) (*result, error) {
 	}
 
 	res := &result{Scenario: cfg.Scenario, URLs: httpURLs, Procs: cfg.Procs, Sockets: cfg.N, Groups: cfg.Groups,
-		Senders: totalSenders, Rate: cfg.Rate}
+		Senders: totalSenders, Rate: cfg.Rate, LoadStart: loadAverage()}
 	if allV4 {
 		res.Sources = cfg.Sources
 	}
 	if cfg.Scenario != "idle" {
-		res.Via = cfg.Via
-		res.Messages = int64(0)
+		res.Via, res.Window = cfg.Via, window*cfg.Procs
 		for _, g := range lay.groups {
 			for _, s := range g.Senders {
 				res.Messages += int64(s.Msgs)

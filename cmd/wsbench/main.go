@@ -90,10 +90,12 @@ scenarios:
   idle     N sockets in one group, held open (-hold): server KiB per socket,
            connect rate, handshake latency, failures by close code
   fanout   N members in one group; each sender sends -msgs messages, as fast
-           as the window allows or paced by -rate: deliveries/s, latency,
+           as -window allows or paced by -rate: deliveries/s, latency,
            lost/duplicate/out-of-order, CPU per 1,000 deliveries
   groups   fanout over -groups groups (default 10,000 sockets, 1,000 groups)
   cross    fanout with members split over two -url servers (shared Redis)
+
+  markdown LABEL=FILE…  tables for BENCHMARKS.md from saved outputs
 
 flags:
 `
@@ -134,7 +136,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.IntVar(&cfg.Senders, "senders", 0, "senders per group (default: every member; with -via publish 4, or 1 per group)")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "pace all senders together at this many messages/s (0: as fast as -window allows)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "with -rate: send rate×duration messages in all, instead of -msgs per sender")
-	fs.IntVar(&cfg.Window, "window", 0, "messages a sender may have in flight, i.e. sent but not yet back at its acknowledging member (default: 512 per group / senders, at least 1)")
+	fs.IntVar(&cfg.Window, "window", 0, "messages a group's senders may have in flight, sent but not yet received back (default: 262144/n, between 1 and 256)")
 	fs.StringVar(&cfg.Via, "via", "socket", "how messages are sent: socket (members send text frames) or publish (POST /api/groups/{group}/messages)")
 	fs.StringVar(&cfg.APIKey, "api-key", getenv("PUBLISH_API_KEY"), "publish API key (default $PUBLISH_API_KEY)")
 	fs.DurationVar(&cfg.Hold, "hold", 10*time.Second, "idle: how long to hold the sockets open")
@@ -229,6 +231,9 @@ func (c *config) defaults() error {
 // run is the whole command: main supplies the process's arguments,
 // environment and output.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "markdown" {
+		return markdown(args[1:], stdout)
+	}
 	cfg, err := parseFlags(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -250,6 +255,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	res, err := bench(ctx, cfg, stderr)
 	if res != nil {
 		printResult(stdout, res)
+		if err == nil && !res.OK {
+			err = errNotOK
+		}
 	}
 	return err
 }
+
+// errNotOK is run's error when the run finished but something failed:
+// a connection, a message, or the deadline.
+var errNotOK = errors.New("run not ok: see the table above")

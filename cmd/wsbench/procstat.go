@@ -76,3 +76,18 @@ func selfRSS() int64 {
 	s, _ := readProc(0)
 	return s.RSSKiB
 }
+
+// loadAverage is /proc/loadavg's 1-minute figure: more than the cores the
+// run uses means other work competed for them.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := bytes.Fields(b)
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(string(f[0]), 64)
+	return v
+}

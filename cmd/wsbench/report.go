@@ -55,6 +55,7 @@ type result struct {
 	Senders  int      `json:"senders"`
 	Messages int64    `json:"messages"` // planned, all senders
 	Rate     float64  `json:"rate,omitempty"`
+	Window   int      `json:"window,omitempty"` // messages in flight per group (fast senders)
 
 	Connected       int               `json:"connected"`
 	ConnectFailures map[string]int    `json:"connect_failures,omitempty"`
@@ -99,6 +100,8 @@ type result struct {
 	ServerCPUMsPer1kDeliv    float64        `json:"server_cpu_ms_per_1k_deliveries,omitempty"`
 	ServerCPUSendPct         float64        `json:"server_cpu_send_pct,omitempty"`
 
+	LoadStart   float64 `json:"loadavg_start"` // 1-minute load average
+	LoadEnd     float64 `json:"loadavg_end"`
 	WallSeconds float64 `json:"wall_s"`
 	OK          bool    `json:"ok"`
 
@@ -215,6 +218,7 @@ func (r *result) addDone(evs []doneEvent) {
 // finish derives the per-unit figures once everything is in.
 func (r *result) finish(wall time.Duration) {
 	r.WallSeconds = round3(wall.Seconds())
+	r.LoadEnd = loadAverage()
 	if r.latency != nil {
 		r.LatencyMs = quantilesOf(r.latency)
 		r.HandshakeMs = quantilesOf(r.handshake)
@@ -272,7 +276,7 @@ func printResult(w io.Writer, r *result) {
 	row("connect failures", "%s", countsString(r.ConnectFailures))
 	row("join storm", "%d frames before settling (settled: %v)", r.SettleFrames, r.Settled)
 	if r.Scenario != "idle" {
-		pace := "as fast as the window allows"
+		pace := fmt.Sprintf("as fast as a window of %d per group allows", r.Window)
 		if r.Rate > 0 {
 			pace = fmt.Sprintf("paced at %g msg/s", r.Rate)
 		}
@@ -311,6 +315,7 @@ func printResult(w io.Writer, r *result) {
 			row("server per delivery", "%.3f ms CPU per 1,000 deliveries (%.1f%% of one core while sending)", r.ServerCPUMsPer1kDeliv, r.ServerCPUSendPct)
 		}
 	}
+	row("load average", "%.2f at the start, %.2f at the end (1 min)", r.LoadStart, r.LoadEnd)
 	row("gave up", "%v (deadline, or nothing arrived for 10 s)", r.TimedOut)
 	row("ok", "%v (all connected, nothing lost, duplicated, reordered or closed)", r.OK)
 	tw.Flush()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,147 +19,6 @@ import (
 
 	"github.com/gorilla/websocket"
 )
-
-// A plan is one worker's share of a run: its members and publishers, and
-// the whole group layout (to know what every member must receive).
-type plan struct {
-	Worker     int           `json:"worker"`
-	Via        string        `json:"via"`
-	HTTPURLs   []string      `json:"http_urls"`
-	WSURLs     []string      `json:"ws_urls"`
-	APIKey     string        `json:"api_key,omitempty"`
-	Groups     []planGroup   `json:"groups"`
-	Members    []planMember  `json:"members"`
-	Publishers []planPub     `json:"publishers,omitempty"`
-	Senders    int           `json:"senders"` // in all groups, for -rate's schedule
-	Conc       int           `json:"conc"`
-	Window     int           `json:"window"`
-	Rate       float64       `json:"rate"`
-	Deadline   int64         `json:"deadline"` // unix ns: connecting, settling and sending end by then
-	Settle     time.Duration `json:"settle"`
-}
-
-type planGroup struct {
-	Name    string       `json:"name"`
-	Members []int        `json:"-"`
-	Senders []planSender `json:"senders"`
-}
-
-type planSender struct {
-	Name   string `json:"name"`
-	Msgs   int    `json:"msgs"`
-	Order  int    `json:"order"`  // position in -rate's interleaving
-	Member int    `json:"member"` // global member index; -1 for a publisher
-	Ack    int    `json:"ack"`    // member whose receipt frees the sender's window
-}
-
-type planMember struct {
-	Index  int    `json:"i"`
-	Name   string `json:"name"`
-	Token  string `json:"token"`
-	Group  int    `json:"g"`
-	URL    int    `json:"u"`
-	Source string `json:"src,omitempty"`
-	Sender int    `json:"s"` // index in the group's senders, -1 if none
-}
-
-type planPub struct {
-	Group  int `json:"g"`
-	Sender int `json:"s"`
-	URL    int `json:"u"`
-}
-
-// Worker events (worker → coordinator), one line each: "<kind> <json>".
-type (
-	connectedEvent struct {
-		Connected int               `json:"connected"`
-		Failures  map[string]int    `json:"failures,omitempty"`
-		Samples   map[string]string `json:"samples,omitempty"`
-		Start     int64             `json:"start"`
-		End       int64             `json:"end"`
-	}
-	settledEvent struct {
-		Frames  int64 `json:"frames"`
-		RSSKiB  int64 `json:"rss_kib"`
-		Settled bool  `json:"settled"`
-	}
-	completeEvent struct {
-		End        int64 `json:"end"`
-		TimedOut   bool  `json:"timed_out"`
-		Sent       int64 `json:"sent"`
-		SendErrors int64 `json:"send_errors"`
-		CPUNs      int64 `json:"cpu_ns"`
-		LagMaxNs   int64 `json:"lag_max_ns"`
-	}
-	doneEvent struct {
-		Members      int               `json:"members"`
-		Connected    int               `json:"connected"`
-		Expected     int64             `json:"expected"`
-		Deliveries   int64             `json:"deliveries"`
-		Distinct     int64             `json:"distinct"`
-		Duplicates   int64             `json:"duplicates"`
-		OutOfOrder   int64             `json:"out_of_order"`
-		Foreign      int64             `json:"foreign"`
-		Invalid      int64             `json:"invalid"`
-		Presence     int64             `json:"presence"`
-		Unexpected   map[string]int    `json:"unexpected_closes,omitempty"`
-		Samples      map[string]string `json:"samples,omitempty"`
-		SendFailures map[string]int    `json:"send_failures,omitempty"`
-		SendSamples  map[string]string `json:"send_samples,omitempty"`
-		Latency      histJSON          `json:"latency"`
-		Handshake    histJSON          `json:"handshake"`
-		Ready        histJSON          `json:"ready"`
-		CPUNs        int64             `json:"cpu_ns"`
-		RSSKiB       int64             `json:"rss_kib"`
-	}
-)
-
-// counter is a map of named counts with one sample message each.
-type counter struct {
-	mu      sync.Mutex
-	counts  map[string]int
-	samples map[string]string
-}
-
-func (c *counter) add(key, sample string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.counts == nil {
-		c.counts, c.samples = map[string]int{}, map[string]string{}
-	}
-	c.counts[key]++
-	if _, ok := c.samples[key]; !ok && sample != "" {
-		c.samples[key] = sample
-	}
-}
-
-func (c *counter) snapshot() (map[string]int, map[string]string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return maps(c.counts), smaps(c.samples)
-}
-
-func maps(m map[string]int) map[string]int {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make(map[string]int, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
-func smaps(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
 
 type senderRef struct{ group, idx int32 }
 
@@ -204,8 +61,8 @@ type member struct {
 
 	frames     atomic.Int64 // all frames, for settling
 	finished   atomic.Bool
-	win        chan struct{}   // this member's send window, when it sends
-	acks       []chan struct{} // acks[s]: window freed when sender s's message arrives here
+	win        chan struct{}   // its group's send window, when it sends
+	acks       []chan struct{} // acks[s]: the window a message of sender s frees here
 	words      int             // bitmap words per sender
 	seen       []uint64        // which (sender, seq) arrived
 	last       []int32         // highest seq per sender
@@ -283,36 +140,36 @@ func newWorker(p *plan, out io.Writer) *worker {
 		w.members = append(w.members, m)
 		w.byIndex[spec.Index] = m
 		if _, ok := w.dialers[spec.Source]; !ok {
-			nd := &net.Dialer{Timeout: 10 * time.Second}
+			nd := &net.Dialer{Timeout: welcomeTimeout}
 			if spec.Source != "" {
 				nd.LocalAddr = &net.TCPAddr{IP: net.ParseIP(spec.Source)}
 			}
 			w.dialers[spec.Source] = &websocket.Dialer{
 				NetDialContext:   nd.DialContext,
-				HandshakeTimeout: 10 * time.Second,
+				HandshakeTimeout: welcomeTimeout,
 				ReadBufferSize:   readBufferSize(len(p.Members)),
 				WriteBufferPool:  pool, // no write buffer held by idle sockets
 			}
 		}
 	}
-	// Send windows: a sender may have this many messages out that its
-	// acknowledging member has not received yet.
+	// Send windows: the senders of a group that this worker drives share
+	// Window slots. A sender takes one per message; the message's
+	// acknowledging member (the sender's own socket, or a member chosen for
+	// a publisher) gives it back when the message arrives. This bounds the
+	// server's queues without slowing a group down to its slowest sender.
 	for _, grp := range p.Groups {
-		win := p.Window
-		if win == 0 {
-			win = max(1, 512/max(1, len(grp.Senders)))
-		}
+		var win chan struct{}
 		for s, snd := range grp.Senders {
 			ack := w.byIndex[snd.Ack]
 			if ack == nil {
 				continue // not ours
 			}
-			ch := make(chan struct{}, win)
-			ack.acks[s] = ch
-			if snd.Member >= 0 {
-				if m := w.byIndex[snd.Member]; m != nil {
-					m.win = ch
-				}
+			if win == nil {
+				win = make(chan struct{}, p.Window)
+			}
+			ack.acks[s] = win
+			if m := w.byIndex[snd.Member]; m != nil {
+				m.win = win
 			}
 		}
 	}
@@ -416,7 +273,7 @@ func (w *worker) connect(ctx context.Context, m *member) {
 	w.hs.Record(time.Since(start))
 	m.conn = conn
 	go m.read()
-	timer := time.NewTimer(10 * time.Second)
+	timer := time.NewTimer(welcomeTimeout)
 	defer timer.Stop()
 	select {
 	case <-m.welcome: // the reader closes it on the first frame or on its end
@@ -434,7 +291,7 @@ func (w *worker) connect(ctx context.Context, m *member) {
 			w.failures.add(closeKey(m.code, m.reason), m.reason)
 		}
 	case <-timer.C:
-		w.failures.add("no welcome in 10s", "")
+		w.failures.add("no welcome in "+welcomeTimeout.String(), "")
 		conn.Close()
 		m.finish()
 	case <-ctx.Done():
@@ -661,219 +518,9 @@ func (w *worker) settle(ctx context.Context) (int64, bool) {
 	}
 }
 
-// localSender is a sender this worker drives.
-type localSender struct {
-	spec  planSender
-	order int
-	win   chan struct{}
-	send  func(buf []byte) error
-}
-
-func (w *worker) localSenders() []*localSender {
-	var out []*localSender
-	for _, m := range w.members {
-		if m.spec.Sender < 0 || !m.okay {
-			continue
-		}
-		spec := w.p.Groups[m.spec.Group].Senders[m.spec.Sender]
-		conn := m.conn
-		out = append(out, &localSender{spec: spec, order: spec.Order, win: m.win,
-			send: func(b []byte) error { return conn.WriteMessage(websocket.TextMessage, b) }})
-	}
-	if len(w.p.Publishers) > 0 {
-		client := &http.Client{
-			Timeout: 10 * time.Second,
-			Transport: &http.Transport{
-				Proxy:               nil,
-				MaxIdleConnsPerHost: len(w.p.Publishers),
-				DisableCompression:  true,
-			},
-		}
-		for _, pub := range w.p.Publishers {
-			spec := w.p.Groups[pub.Group].Senders[pub.Sender]
-			var win chan struct{}
-			if ack := w.byIndex[spec.Ack]; ack != nil {
-				win = ack.acks[pub.Sender]
-			}
-			endpoint := w.p.HTTPURLs[pub.URL] + "/api/groups/" + url.PathEscape(w.p.Groups[pub.Group].Name) + "/messages"
-			out = append(out, &localSender{spec: spec, order: spec.Order, win: win,
-				send: func(text []byte) error { return publish(client, endpoint, w.p.APIKey, text) }})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].order < out[j].order })
-	return out
-}
-
-// publish POSTs {"data":"<text>"} and wants 202.
-func publish(client *http.Client, endpoint, key string, text []byte) error {
-	body := make([]byte, 0, len(text)+12)
-	body = append(body, `{"data":"`...)
-	body = append(body, text...)
-	body = append(body, `"}`...)
-	req, err := http.NewRequest(http.MethodPost, endpoint, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if key != "" {
-		req.Header.Set("Authorization", "Api-Key "+key)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		return &publishError{resp.StatusCode, truncate(string(msg), 200)}
-	}
-	return nil
-}
-
-type publishError struct {
-	status int
-	body   string
-}
-
-func (e *publishError) Error() string { return fmt.Sprintf("publish: HTTP %d: %s", e.status, e.body) }
-
-// send runs the send phase from t0 and returns when every local member has
-// received everything it is owed, or at the deadline.
-func (w *worker) send(ctx context.Context, t0 time.Time) completeEvent {
-	ctx, cancel := context.WithCancel(ctx)
-	senders := w.localSenders()
-	cpu0 := selfCPU()
-	var lagMax atomic.Int64
-	var wg sync.WaitGroup
-	fail := func(err error) {
-		w.sendErrs.Add(1)
-		key := "send error"
-		var pe *publishError
-		if errors.As(err, &pe) {
-			key = "publish HTTP " + strconv.Itoa(pe.status)
-		}
-		w.sendFails.add(key, err.Error())
-	}
-	sleepUntil := func(t time.Time) bool {
-		d := time.Until(t)
-		if d <= 0 {
-			if lag := int64(-d); lag > lagMax.Load() {
-				lagMax.Store(lag)
-			}
-			return ctx.Err() == nil
-		}
-		timer := time.NewTimer(d)
-		defer timer.Stop()
-		select {
-		case <-timer.C:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
-	if w.p.Rate > 0 {
-		// One dispatcher sends every local message at its slot in the
-		// global schedule: message q of the sender at position o goes at
-		// t0 + ((q-1)·senders + o) / rate.
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 0, 64)
-			for q := 1; ; q++ {
-				more := false
-				for _, s := range senders {
-					if q > s.spec.Msgs {
-						continue
-					}
-					more = true
-					slot := float64((q-1)*w.p.Senders+s.order) / w.p.Rate
-					if !sleepUntil(t0.Add(time.Duration(slot * float64(time.Second)))) {
-						return
-					}
-					buf = appendText(buf[:0], s.spec.Name, q, time.Now().UnixNano())
-					if err := s.send(buf); err != nil {
-						fail(err)
-						continue
-					}
-					w.sent.Add(1)
-				}
-				if !more {
-					return
-				}
-			}
-		}()
-	} else if sleepUntil(t0) {
-		for _, s := range senders {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				buf := make([]byte, 0, 64)
-				for q := 1; q <= s.spec.Msgs; q++ {
-					if s.win != nil {
-						select {
-						case s.win <- struct{}{}:
-						case <-ctx.Done():
-							return
-						}
-					}
-					buf = appendText(buf[:0], s.spec.Name, q, time.Now().UnixNano())
-					if err := s.send(buf); err != nil {
-						fail(err)
-						return
-					}
-					w.sent.Add(1)
-				}
-			}()
-		}
-	}
-	timedOut := !w.waitDone(ctx)
-	end := w.doneAt.Load()
-	if timedOut || end == 0 {
-		end = time.Now().UnixNano()
-	}
-	cancel()
-	wg.Wait()
-	return completeEvent{End: end, TimedOut: timedOut, Sent: w.sent.Load(), SendErrors: w.sendErrs.Load(),
-		CPUNs: int64(selfCPU() - cpu0), LagMaxNs: lagMax.Load()}
-}
-
-// waitDone waits until every local member has what it is owed. It gives
-// up at the deadline, or when no frame has arrived for a while after the
-// start (a lost message or a failed sender would otherwise hold the phase
-// until the deadline).
-func (w *worker) waitDone(ctx context.Context) bool {
-	stall := 10 * time.Second
-	if w.p.Rate > 0 {
-		stall += time.Duration(2 / w.p.Rate * float64(time.Second))
-	}
-	sum := func() int64 {
-		var n int64
-		for _, m := range w.members {
-			n += m.frames.Load()
-		}
-		return n
-	}
-	last, moved := sum(), time.Now()
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-w.allDone:
-			return true
-		case <-ctx.Done():
-			return false
-		case now := <-t.C:
-			if n := sum(); n != last {
-				last, moved = n, now
-			} else if now.Sub(moved) > stall {
-				return false
-			}
-		}
-	}
-}
-
 // teardown closes every socket with 1000 and waits for the server to
-// close TCP (so TIME_WAIT stays on the server's side), at most 10 s.
+// close TCP (so TIME_WAIT stays on the server's side), at most Teardown;
+// then it closes what is left itself.
 func (w *worker) teardown() {
 	w.stopping.Store(true)
 	deadline := time.Now().Add(2 * time.Second)
@@ -887,7 +534,7 @@ func (w *worker) teardown() {
 			}
 		}
 	}
-	limit := time.NewTimer(10 * time.Second)
+	limit := time.NewTimer(w.p.Teardown)
 	defer limit.Stop()
 	expired := false
 	for _, m := range w.members {
@@ -940,6 +587,10 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// welcomeTimeout bounds a connection attempt: TCP connect, upgrade and
+// the welcome frame. A server busy with a join storm can be slow to answer.
+const welcomeTimeout = 30 * time.Second
 
 // readBufferSize is each socket's read buffer: large enough that a busy
 // member drains a burst of frames in one read, unless there are so many

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -210,14 +211,17 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		goBin = "/usr/local/go/bin/go"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
-	defer cancel()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "switchboard")
-	build := exec.CommandContext(ctx, goBin, "build", "-o", bin, "switchboard/cmd/switchboard")
+	bctx, bcancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer bcancel()
+	build := exec.CommandContext(bctx, goBin, "build", "-o", bin, "switchboard/cmd/switchboard")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/switchboard: %v\n%s", err, out)
 	}
+	// Each run stops by itself after -timeout; this bounds the rest.
+	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
+	defer cancel()
 
 	port := freePort(t)
 	const secret = "wsbench-smoke-test-secret-0123456789abcdef"
@@ -258,7 +262,7 @@ func TestSmoke(t *testing.T) {
 	}
 
 	common := []string{"-url", "http://" + addr, "-db", db, "-jwt-secret", secret,
-		"-server-pid", strconv.Itoa(srv.Process.Pid), "-timeout", "40s", "-settle", "300ms", "-q"}
+		"-server-pid", strconv.Itoa(srv.Process.Pid), "-timeout", "25s", "-settle", "300ms", "-q"}
 	tests := []struct {
 		name string
 		args []string
@@ -271,7 +275,7 @@ func TestSmoke(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			args := append(tt.args, common...)
 			err := run(ctx, args, func(string) string { return "" }, &stdout, &stderr)
-			if err != nil {
+			if err != nil && !errors.Is(err, errNotOK) {
 				t.Fatalf("wsbench %s: %v\nstderr:\n%s", strings.Join(args, " "), err, stderr.String())
 			}
 			r := parseResult(t, stdout.String())
