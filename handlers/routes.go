@@ -18,6 +18,8 @@ func addRoutes(r *gin.Engine, d Deps) {
 		presence: d.Presence,
 		cfg:      d.Client,
 		now:      d.Now,
+
+		quietPresence: d.QuietPresence,
 	}
 	user := d.Auth.RequireUser()
 	staff := requireStaff(d.Logger)

@@ -27,6 +27,8 @@ type Deps struct {
 	Presence       ws.Presence
 	Client         ws.ClientConfig
 	AllowedOrigins []string
+	// QuietPresence turns off join/leave frames (presence lists stay).
+	QuietPresence bool
 	// PublishAPIKey lets services publish with `Authorization: Api-Key`;
 	// empty refuses every API key.
 	PublishAPIKey string

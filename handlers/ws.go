@@ -29,7 +29,7 @@ func newUpgrader(logger *slog.Logger, allowed []string) *websocket.Upgrader {
 	return &websocket.Upgrader{
 		// A small read buffer and no write buffer (our writer sends
 		// prebuilt frames straight to the socket) keep idle sockets cheap.
-		ReadBufferSize:  1024,
+		ReadBufferSize:  512,
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin: func(r *http.Request) bool {
 			origin := r.Header.Get("Origin")
@@ -64,6 +64,10 @@ type wsDeps struct {
 	presence ws.Presence
 	cfg      ws.ClientConfig
 	now      func() time.Time
+	// quietPresence keeps presence lists but sends no join/leave frames
+	// (PRESENCE_EVENTS=off): in a group of n members every connect costs
+	// n frames, so n connects cost n²/2.
+	quietPresence bool
 }
 
 // accept upgrades and registers a client with the hub, so shutdown can
@@ -147,6 +151,7 @@ func handleChat(d *wsDeps) gin.HandlerFunc {
 		d.announce(channel, group, u.Username, true)
 
 		username := u.Username
+		client.OnFinish = func() { d.announce(channel, group, username, false) }
 		go func() {
 			client.Serve(func(text []byte) {
 				payload := ws.Encode(ws.ChatMessage{
@@ -157,7 +162,6 @@ func handleChat(d *wsDeps) gin.HandlerFunc {
 					d.logger.Warn("publish chat message", "group", group, "err", err)
 				}
 			}, nil)
-			d.announce(channel, group, username, false)
 		}()
 	}
 }
@@ -182,7 +186,7 @@ func (d *wsDeps) announce(channel, group, user string, join bool) {
 		d.logger.Warn("presence", "group", group, "event", typ, "err", err)
 		return
 	}
-	if changed {
+	if changed && !d.quietPresence {
 		payload := ws.Encode(ws.PresenceEvent{Type: typ, User: user})
 		if err := d.hub.Publish(ctx, channel, ws.Message{Payload: payload}); err != nil {
 			d.logger.Warn("publish presence", "group", group, "err", err)

@@ -36,10 +36,11 @@ type RedisBroker struct {
 	pending []subOp // Subscribe/Unsubscribe calls not yet sent, in order
 	wake    chan struct{}
 
-	up     atomic.Bool // last known Redis state
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	up       atomic.Bool // last known Redis state
+	failures int         // health checks failed in a row (healthLoop only)
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 	// OnStateChange, if set before Start, is called when Redis goes down
 	// or comes back (for metrics and logs).
 	OnStateChange func(up bool)
@@ -72,6 +73,9 @@ func NewRedisBroker(opts RedisOptions, deliver Deliver) (*RedisBroker, error) {
 	o.ReadTimeout = 2 * time.Second
 	o.WriteTimeout = 2 * time.Second
 	o.MaxRetries = 0 // a publish fails fast; the caller decides
+	// Every sender's read loop publishes synchronously: a pool that is too
+	// small makes them (and the health check) queue for a connection.
+	o.PoolSize = 64
 	if opts.Prefix == "" {
 		opts.Prefix = "switchboard:"
 	}
@@ -124,11 +128,7 @@ func (b *RedisBroker) Publish(ctx context.Context, channel string, msg Message) 
 	if !b.up.Load() {
 		return errRedisDown
 	}
-	err := b.client.Publish(ctx, b.prefix+channel, b.encode(msg)).Err()
-	if err != nil {
-		b.setUp(false, err)
-	}
-	return err
+	return b.client.Publish(ctx, b.prefix+channel, b.encode(msg)).Err()
 }
 
 var errRedisDown = errors.New("redis unreachable: delivered to this process only")
@@ -262,10 +262,17 @@ func (b *RedisBroker) healthLoop() {
 		if b.ctx.Err() != nil {
 			return
 		}
-		b.setUp(err == nil, err)
 		if err == nil {
+			b.failures = 0
+			b.setUp(true, nil)
 			// Make the receive loop's next read reconnect promptly.
 			_ = b.ps.Ping(b.ctx)
+			continue
+		}
+		// One slow ping on a busy machine is not an outage: only three in a
+		// row make Publish stop trying Redis.
+		if b.failures++; b.failures >= 3 {
+			b.setUp(false, err)
 		}
 	}
 }

@@ -67,10 +67,14 @@ type Client struct {
 	lastSeq  uint64 // highest Message.Seq queued, to drop stale pushes
 	channels []string
 
+	deadline  time.Time // the write deadline set on raw (writeLoop only)
 	pingTimer *time.Timer
 	done      chan struct{} // closed when Serve has returned
 	onDone    func()        // set by Hub.Add: leave every channel
-	stats     *Stats        // set by Hub.Add; nil for a client outside a hub
+	// OnFinish, if set before Serve, runs when the connection has ended,
+	// before the hub lets Shutdown return (a leave announcement).
+	OnFinish func()
+	stats    *Stats // set by Hub.Add; nil for a client outside a hub
 }
 
 // NewClient wraps an upgraded connection.
@@ -243,9 +247,14 @@ func (c *Client) writeLoop() {
 		c.inWrite = true
 		c.mu.Unlock()
 
-		bufs := net.Buffers(batch) // WriteTo reslices bufs, not batch
-		c.raw.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
-		_, err := bufs.WriteTo(c.raw)
+		// Moving the deadline costs a timer update: do it only once half
+		// of WriteTimeout has been used, so no write waits longer than
+		// WriteTimeout and at least half of it.
+		if now := time.Now(); now.After(c.deadline.Add(-c.cfg.WriteTimeout / 2)) {
+			c.deadline = now.Add(c.cfg.WriteTimeout)
+			c.raw.SetWriteDeadline(c.deadline)
+		}
+		err := c.writeBatch(batch)
 
 		c.mu.Lock()
 		c.inWrite = false
@@ -303,9 +312,45 @@ func (c *Client) stopPing() {
 // is merely waiting for a CPU rather than for the peer.
 const burstFactor = 8
 
+// writeBuffers hold a batch copied into one buffer for one write.
+var writeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, writeBufferSize); return &b }}
+
+const writeBufferSize = 64 << 10
+
+// writeBatch sends frames with as few syscalls as possible: they are
+// copied into a pooled buffer and written together (a copy of a few
+// hundred bytes costs far less than a syscall). It uses plain writes, not
+// writev, because writev leaves an iovec array behind on every socket
+// that ever sent a large batch, and idle sockets must stay small.
+func (c *Client) writeBatch(frames [][]byte) error {
+	bp := writeBuffers.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() { *bp = buf[:0]; writeBuffers.Put(bp) }()
+	for _, f := range frames {
+		if len(buf)+len(f) > writeBufferSize && len(buf) > 0 {
+			if _, err := c.raw.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+		if len(f) > writeBufferSize {
+			if _, err := c.raw.Write(f); err != nil {
+				return err
+			}
+			continue
+		}
+		buf = append(buf, f...)
+	}
+	if len(buf) > 0 {
+		_, err := c.raw.Write(buf)
+		return err
+	}
+	return nil
+}
+
 // maxSpare bounds the batch array a client keeps between bursts, so a
 // member that once fell behind does not hold a large array while idle.
-const maxSpare = 64
+const maxSpare = 8
 
 // errTooBig marks a message over MaxMessageBytes.
 var errTooBig = errors.New("message too big")
@@ -319,6 +364,9 @@ func (c *Client) Serve(onText func([]byte), onBinary func([]byte)) {
 	defer close(c.done)
 	defer func() {
 		c.raw.Close()
+		if c.OnFinish != nil {
+			c.OnFinish()
+		}
 		if c.onDone != nil {
 			c.onDone()
 		}

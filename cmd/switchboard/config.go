@@ -24,6 +24,7 @@ type Config struct {
 	RedisURL             string
 	RedisPrefix          string
 	PresenceTTL          time.Duration
+	PresenceEvents       bool
 	PublishAPIKey        string
 	Client               ws.ClientConfig
 	LoginRate            float64
@@ -65,6 +66,13 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	cfg.JWTRefreshExpiration = p.duration("JWT_REFRESH_EXPIRATION", 168*time.Hour)
 	cfg.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", 10*time.Second)
 	cfg.PresenceTTL = p.duration("PRESENCE_TTL", 60*time.Second)
+	switch v := getenv("PRESENCE_EVENTS"); v {
+	case "", "on", "true", "1":
+		cfg.PresenceEvents = true
+	case "off", "false", "0":
+	default:
+		p.fail(fmt.Errorf("PRESENCE_EVENTS=%q: want on or off", v))
+	}
 	c := &cfg.Client
 	c.MaxMessageBytes = int64(p.integer("WS_MAX_MESSAGE_BYTES", int(c.MaxMessageBytes), 1))
 	c.RateLimit = p.float("WS_RATE_LIMIT", c.RateLimit)

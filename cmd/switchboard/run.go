@@ -230,6 +230,7 @@ func newApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) 
 		Users:          a.users,
 		Status:         models.NewStatusStore(db),
 		PublishAPIKey:  cfg.PublishAPIKey,
+		QuietPresence:  !cfg.PresenceEvents,
 		Checks:         checks,
 		Metrics:        metrics,
 		Auth:           a.auth,
