@@ -164,6 +164,15 @@ fi
 # The standard set. -timeout bounds each run; it stops by itself.
 workload W1 idle -n "$N1" -hold 10s -timeout 15m
 workload W1b idle -n "$N1B" -hold 10s -timeout 45m
+# W1q, W1bq: the same with PRESENCE_EVENTS=off, so the figures show the
+# cost of a socket apart from the n²/2 join frames of filling one group.
+for q in W1q:"$N1" W1bq:"$N1B"; do
+  if wanted "${q%%:*}"; then
+    start_server "${q%%:*}" PRESENCE_EVENTS=off
+    bench "${q%%:*}" idle -n "${q#*:}" -hold 10s -timeout 15m
+    stop_servers
+  fi
+done
 workload W2 fanout -n "$N2" -msgs "$M2" -timeout 15m
 if wanted W3; then
   PPROF_PORT=""
@@ -198,6 +207,11 @@ if wanted W1-pg; then
     start_server W1-pg DATABASE_URL="$pg_url"
     BENCH_DB=$pg_url bench W1-pg idle -n "$N1" -hold 10s -timeout 15m
     stop_servers
+    if wanted W1q-pg; then
+      start_server W1q-pg DATABASE_URL="$pg_url" PRESENCE_EVENTS=off
+      BENCH_DB=$pg_url bench W1q-pg idle -n "$N1" -hold 10s -timeout 15m
+      stop_servers
+    fi
     sb_stop_postgres
   fi
 fi
