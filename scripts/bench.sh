@@ -247,7 +247,7 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 # with the same BENCH_OUT (so the set can be run in parts).
 pairs=()
 labels=()
-for l in W1 W1b W2 W3 W4 W5 W6 W7 W1-pg W3-cross-check W3-cross; do
+for l in W1 W1b W1q W1bq W2 W3 W4 W5 W6 W7 W1-pg W1q-pg W3-cross-check W3-cross; do
   [ -f "$OUT/$l.txt" ] || continue
   pairs+=("$l=$OUT/$l.txt")
   labels+=("$l")
@@ -278,7 +278,8 @@ fresh server pinned to core 0 (\`taskset -c 0\`) and the load tool pinned to cor
 \`DATABASE_URL\`), \`JWT_SECRET\` fixed, \`WS_RATE_LIMIT=0\` (no per-client frame limit),
 \`WS_SEND_QUEUE=$SEND_QUEUE\`, \`PUBLISH_API_KEY\` set, \`LOG_LEVEL=warn\`. wsbench creates
 its users once, directly in the database, and mints their tokens with the server's
-secret; every socket dials \`/ws/chat/?token=…\` like a browser. W1-pg runs the
+secret; every socket dials \`/ws/chat/?token=…\` like a browser. W1q, W1bq and
+W1q-pg run the server with \`PRESENCE_EVENTS=off\` (no join/leave frames). W1-pg runs the
 server on PostgreSQL instead; W3-cross runs two servers with \`REDIS_URL\` pointing
 at one redis-server. PostgreSQL and Redis are started in temp dirs and pinned to
 core 0 with the servers.
@@ -352,6 +353,9 @@ EOF
   one Redis; both servers' CPU is summed. Each sender's window is freed by its own
   copy, so a slow cross path shows up as latency, and a broken one as loss.
 EOF
+  # Targets, the optimisation history and the walls: written by hand, kept
+  # beside the generated part.
+  [ ! -f "$ROOT/docs/benchmarks-notes.md" ] || cat "$ROOT/docs/benchmarks-notes.md"
 } >"$ROOT/BENCHMARKS.md"
 
 log "wrote $ROOT/BENCHMARKS.md (raw outputs in $OUT)"
