@@ -143,6 +143,9 @@ func newEnv(t *testing.T, dialect string, opts ...envOption) *env {
 	e.hub = ws.NewHub()
 	e.hub.SetBroker(ws.NewMemoryBroker(e.hub.Deliver))
 	e.hub.ListenControl()
+	pingCtx, stopPinger := context.WithCancel(context.Background())
+	go e.hub.RunPinger(pingCtx, d.Client.PingInterval)
+	t.Cleanup(stopPinger)
 	d.Auth, d.Hub, d.Presence = e.auth, e.hub, ws.NewMemoryPresence()
 	e.srv = httptest.NewServer(handlers.NewServer(d))
 	t.Cleanup(func() {

@@ -78,7 +78,7 @@ func (d *wsDeps) accept(c *gin.Context) *ws.Client {
 	if err != nil {
 		return nil
 	}
-	client := ws.NewClient(conn, d.cfg)
+	client := ws.NewClient(conn, &d.cfg)
 	if err := d.hub.Add(client); err != nil {
 		client.Close(ws.CloseShutdown)
 		go client.Serve(func([]byte) {}, func([]byte) {})

@@ -51,7 +51,7 @@ func DefaultClientConfig() ClientConfig {
 type Client struct {
 	conn *websocket.Conn
 	raw  net.Conn
-	cfg  ClientConfig
+	cfg  *ClientConfig // shared by every client; never written
 
 	// UserID and Username identify the authenticated user (zero for /ws/echo/).
 	UserID   int64
@@ -67,19 +67,18 @@ type Client struct {
 	lastSeq  uint64 // highest Message.Seq queued, to drop stale pushes
 	channels []string
 
-	deadline  time.Time // the write deadline set on raw (writeLoop only)
-	pingTimer *time.Timer
-	done      chan struct{} // closed when Serve has returned
-	onDone    func()        // set by Hub.Add: leave every channel
+	deadline time.Time // the write deadline set on raw (writeLoop only)
+	onDone   func()    // set by Hub.Add: leave every channel
 	// OnFinish, if set before Serve, runs when the connection has ended,
 	// before the hub lets Shutdown return (a leave announcement).
 	OnFinish func()
 	stats    *Stats // set by Hub.Add; nil for a client outside a hub
 }
 
-// NewClient wraps an upgraded connection.
-func NewClient(conn *websocket.Conn, cfg ClientConfig) *Client {
-	c := &Client{conn: conn, raw: conn.NetConn(), cfg: cfg, done: make(chan struct{})}
+// NewClient wraps an upgraded connection. cfg is shared, not copied: every
+// byte a client holds is multiplied by the sockets a process keeps open.
+func NewClient(conn *websocket.Conn, cfg *ClientConfig) *Client {
+	c := &Client{conn: conn, raw: conn.NetConn(), cfg: cfg}
 	// Answer pings and close frames through our writer: gorilla's default
 	// handlers would write from the reader goroutine.
 	conn.SetPingHandler(func(data string) error {
@@ -125,9 +124,6 @@ func (c *Client) SendBinary(payload []byte) { c.enqueue(makeFrame(opBinary, payl
 
 // SendSeq queues one text frame carrying seq; see Message.Seq.
 func (c *Client) SendSeq(payload []byte, seq uint64) { c.enqueue(TextFrame(payload), seq) }
-
-// Done is closed once the client's read loop has finished.
-func (c *Client) Done() <-chan struct{} { return c.done }
 
 // CloseReason returns why the connection was closed (zero while open).
 func (c *Client) CloseReason() CloseReason {
@@ -212,9 +208,6 @@ func (c *Client) Close(r CloseReason) {
 	dropped := len(c.queue)
 	c.queue = append(c.queue[:0], closeFrame(r.Code, r.Reason))
 	c.startWriterLocked()
-	if c.pingTimer != nil {
-		c.pingTimer.Stop()
-	}
 	c.mu.Unlock()
 	c.count(func(s *Stats) {
 		s.FramesDropped.Add(int64(dropped))
@@ -282,31 +275,9 @@ func (c *Client) extendDeadline() error {
 	return c.conn.SetReadDeadline(time.Now().Add(c.cfg.PongTimeout))
 }
 
-// schedulePing pings every PingInterval through the writer; one runtime
-// timer per client instead of a goroutine with a ticker.
-func (c *Client) schedulePing() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing || c.cfg.PingInterval <= 0 {
-		return
-	}
-	c.pingTimer = time.AfterFunc(c.cfg.PingInterval, func() {
-		c.enqueueControl(pingFrame)
-		c.mu.Lock()
-		if !c.closing {
-			c.pingTimer.Reset(c.cfg.PingInterval)
-		}
-		c.mu.Unlock()
-	})
-}
-
-func (c *Client) stopPing() {
-	c.mu.Lock()
-	if c.pingTimer != nil {
-		c.pingTimer.Stop()
-	}
-	c.mu.Unlock()
-}
+// Ping queues a ping; Hub.RunPinger calls it for every client every
+// PingInterval (one ticker for the process, not a timer per socket).
+func (c *Client) Ping() { c.enqueueControl(pingFrame) }
 
 // burstFactor is how far past SendQueue a queue may grow while its writer
 // is merely waiting for a CPU rather than for the peer.
@@ -361,7 +332,6 @@ var errTooBig = errors.New("message too big")
 // loop keeps draining until the peer answers, so the close frame is read
 // before the TCP connection goes. Serve closes the connection and Done.
 func (c *Client) Serve(onText func([]byte), onBinary func([]byte)) {
-	defer close(c.done)
 	defer func() {
 		c.raw.Close()
 		if c.OnFinish != nil {
@@ -376,8 +346,6 @@ func (c *Client) Serve(onText func([]byte), onBinary func([]byte)) {
 		limiter = rate.NewLimiter(rate.Limit(c.cfg.RateLimit), c.cfg.RateBurst)
 	}
 	c.extendDeadline()
-	c.schedulePing()
-	defer c.stopPing()
 	for {
 		typ, r, err := c.conn.NextReader()
 		if err != nil {

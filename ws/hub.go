@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 )
 
 // Hub tracks which clients are members of which channels in this process
@@ -192,6 +193,34 @@ func (h *Hub) CloseUser(userID int64, r CloseReason) int {
 		c.Close(r)
 	}
 	return len(victims)
+}
+
+// RunPinger pings every client every interval until ctx is done, so dead
+// peers are found by their pong deadline (ClientConfig.PongTimeout).
+func (h *Hub) RunPinger(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var all []*Client
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.mu.RLock()
+		all = all[:0]
+		for c := range h.clients {
+			all = append(all, c)
+		}
+		h.mu.RUnlock()
+		for _, c := range all {
+			c.Ping()
+		}
+		clear(all)
+	}
 }
 
 // Counts returns the number of local clients and channels (for metrics).

@@ -30,7 +30,8 @@ func TestHubSubscribesOnFirstMemberAndUnsubscribesOnLast(t *testing.T) {
 	b := &recordingBroker{}
 	b.deliver = h.Deliver
 	h.SetBroker(b)
-	c1, c2 := &Client{cfg: DefaultClientConfig()}, &Client{cfg: DefaultClientConfig()}
+	cfg := DefaultClientConfig()
+	c1, c2 := &Client{cfg: &cfg}, &Client{cfg: &cfg}
 	h.Join("g", c1)
 	h.Join("g", c2)
 	h.Leave("g", c1)
@@ -50,7 +51,8 @@ func TestHubSubscribesOnFirstMemberAndUnsubscribesOnLast(t *testing.T) {
 func TestDeliverDropsStaleSeq(t *testing.T) {
 	h := NewHub()
 	h.SetBroker(NewMemoryBroker(h.Deliver))
-	c := &Client{cfg: DefaultClientConfig(), writing: true} // no writer goroutine: inspect the queue
+	cfg := DefaultClientConfig()
+	c := &Client{cfg: &cfg, writing: true} // no writer goroutine: inspect the queue
 	h.Join("s", c)
 	for _, seq := range []uint64{1, 3, 2, 3, 4} {
 		h.Publish(context.Background(), "s", Message{Payload: []byte("x"), Seq: seq})

@@ -260,6 +260,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer a.close()
+	go a.hub.RunPinger(ctx, cfg.Client.PingInterval)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
