@@ -35,8 +35,8 @@ type Config struct {
 	PprofAddr            string
 	// GOGCSet says GOGC is in the environment (the Go runtime has applied
 	// it); otherwise serve uses defaultGCPercent.
-	GOGCSet bool
-	BcryptCost           int
+	GOGCSet    bool
+	BcryptCost int
 }
 
 // defaultGCPercent is the GC target serve uses unless GOGC is set. Most of
