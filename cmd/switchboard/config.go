@@ -33,19 +33,8 @@ type Config struct {
 	LogLevel             string
 	LogFormat            string
 	PprofAddr            string
-	// GOGCSet says GOGC is in the environment (the Go runtime has applied
-	// it); otherwise serve uses defaultGCPercent.
-	GOGCSet    bool
 	BcryptCost int
 }
-
-// defaultGCPercent is the GC target serve uses unless GOGC is set. Most of
-// a socket server's live heap is small per-connection state, and every
-// connect leaves garbage behind (HTTP parsing, the token, the lookup); Go's
-// default of 100 lets the heap grow to twice the live data, which shows up
-// as memory per idle socket. 25 keeps it within a quarter for about 5% more
-// CPU on the fan-out path (BENCHMARKS.md).
-const defaultGCPercent = 25
 
 // defaultSQLitePath is the embedded database, in the working directory.
 const defaultSQLitePath = "switchboard.db"
@@ -61,7 +50,6 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		LogLevel:      or(getenv("LOG_LEVEL"), "info"),
 		LogFormat:     or(getenv("LOG_FORMAT"), "text"),
 		PprofAddr:     getenv("PPROF_ADDR"),
-		GOGCSet:       getenv("GOGC") != "",
 		Client:        ws.DefaultClientConfig(),
 	}
 	var err error

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -256,9 +255,6 @@ func (a *app) close() {
 // serve runs until ctx is cancelled (SIGTERM, Ctrl-C), then stops accepting,
 // closes every socket with 1001 and returns within ShutdownTimeout.
 func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	if !cfg.GOGCSet {
-		debug.SetGCPercent(defaultGCPercent)
-	}
 	a, err := newApp(ctx, cfg, logger)
 	if err != nil {
 		return err
