@@ -33,7 +33,7 @@ type Config struct {
 	LogLevel             string
 	LogFormat            string
 	PprofAddr            string
-	BcryptCost int
+	BcryptCost           int
 }
 
 // defaultSQLitePath is the embedded database, in the working directory.
