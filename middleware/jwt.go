@@ -279,9 +279,6 @@ func (a *Auth) Refresh(ctx context.Context, token string) (string, error) {
 	return t.SignedString(a.mw.Key)
 }
 
-// Expiration is the lifetime of a freshly minted token.
-func (a *Auth) Expiration() time.Duration { return a.mw.Timeout }
-
 func reasonFor(err error) string {
 	var ve *gojwt.ValidationError
 	switch {

@@ -161,9 +161,6 @@ func (s *UserStore) insert(ctx context.Context, u *User) error {
 	return translate(err, "username", "a user with that username already exists", EINVALID)
 }
 
-// Hasher returns the store's password hasher.
-func (s *UserStore) Hasher() PasswordHasher { return s.hasher }
-
 // Get loads a user by id.
 func (s *UserStore) Get(ctx context.Context, id int64) (*User, error) {
 	var u User

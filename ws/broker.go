@@ -33,9 +33,3 @@ type Broker interface {
 
 // Deliver receives what a broker carries: the hub's deliver.
 type Deliver func(channel string, msg Message)
-
-// Health is reported by brokers whose backend can be unreachable.
-type Health interface {
-	// Healthy returns nil when the backend is reachable.
-	Healthy(ctx context.Context) error
-}

@@ -52,7 +52,6 @@ type subOp struct {
 }
 
 var _ Broker = (*RedisBroker)(nil)
-var _ Health = (*RedisBroker)(nil)
 
 // RedisOptions configures NewRedisBroker.
 type RedisOptions struct {
@@ -104,9 +103,6 @@ func NewRedisBroker(opts RedisOptions, deliver Deliver) (*RedisBroker, error) {
 }
 
 var cryptoRead = crand.Read
-
-// Client returns the underlying Redis client (shared with presence).
-func (b *RedisBroker) Client() *redis.Client { return b.client }
 
 // Prefix returns the key and channel prefix.
 func (b *RedisBroker) Prefix() string { return b.prefix }

@@ -125,13 +125,6 @@ func (c *Client) SendBinary(payload []byte) { c.enqueue(makeFrame(opBinary, payl
 // SendSeq queues one text frame carrying seq; see Message.Seq.
 func (c *Client) SendSeq(payload []byte, seq uint64) { c.enqueue(TextFrame(payload), seq) }
 
-// CloseReason returns why the connection was closed (zero while open).
-func (c *Client) CloseReason() CloseReason {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
-
 // enqueue appends f for the writer. seq, when non-zero, must grow: an
 // older or repeated seq is dropped, so a subscriber never sees a stale
 // status after a newer one. A full queue closes this client alone (1013):

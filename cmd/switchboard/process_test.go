@@ -126,6 +126,13 @@ func testDatabaseURL(t *testing.T) string {
 	if base == "" {
 		return "sqlite:" + filepath.Join(t.TempDir(), "shared.db")
 	}
+	return pgSchemaURL(t, base)
+}
+
+// pgSchemaURL creates a fresh schema on the PostgreSQL server at base,
+// drops it when the test ends, and returns base with search_path set to it.
+func pgSchemaURL(t *testing.T, base string) string {
+	t.Helper()
 	schema := fmt.Sprintf("p_%d", time.Now().UnixNano())
 	psql(t, base, "CREATE SCHEMA "+schema)
 	t.Cleanup(func() { psql(t, base, "DROP SCHEMA "+schema+" CASCADE") })

@@ -3,14 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -43,25 +39,7 @@ func runDatabases(t *testing.T) []runDB {
 		t.Log("TEST_DATABASE_URL not set: PostgreSQL cases skipped (scripts/test.sh sets it)")
 		return dbs
 	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "r_" + hex.EncodeToString(b)
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		admin.Exec("DROP SCHEMA " + schema + " CASCADE")
-		admin.Close()
-	})
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	u, _ := url.Parse(base)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return append(dbs, runDB{name: "postgres", url: u.String(), env: map[string]string{"JWT_SECRET": strings.Repeat("p", 40)}})
+	return append(dbs, runDB{name: "postgres", url: pgSchemaURL(t, base), env: map[string]string{"JWT_SECRET": strings.Repeat("p", 40)}})
 }
 
 // getenv is the environment for db plus extra, with a cheap bcrypt cost,
@@ -90,31 +68,13 @@ func runCmd(t *testing.T, getenv func(string) string, stdin string, args ...stri
 	return out.String(), err
 }
 
-// lockedBuffer is a bytes.Buffer the server's goroutines can write to.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 var listeningRE = regexp.MustCompile(`msg=listening addr=(http://\S+)`)
 
 // server is `switchboard serve` running in-process.
 type server struct {
 	base   string
 	stop   func() error
-	stderr *lockedBuffer
+	stderr *syncBuffer
 }
 
 // startServe runs `serve` until stop (or the test's end), waiting for the
@@ -122,7 +82,7 @@ type server struct {
 func startServe(t *testing.T, getenv func(string) string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stderr := &lockedBuffer{}
+	stderr := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve"}, getenv, strings.NewReader(""), io.Discard, stderr) }()
 	var once sync.Once
@@ -381,7 +341,7 @@ func TestRunStoresGeneratedSecretBesideSQLite(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var stderr lockedBuffer
+	var stderr syncBuffer
 	if err := run(ctx, []string{"serve"}, getenv, strings.NewReader(""), io.Discard, &stderr); err == nil || !strings.Contains(err.Error(), "secret") {
 		t.Errorf("serve with a 5-character secret file = %v, want an error about the secret", err)
 	}
