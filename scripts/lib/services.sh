@@ -81,6 +81,11 @@ sb_ensure_packages() {
   # of the suite, so their tools are required too.
   [ -x /usr/bin/chromium ] || required+=(chromium)
   /usr/bin/python3 -c 'import jwt' >/dev/null 2>&1 || required+=(python3-jwt)
+  # The Django import test (cmd/switchboard/importusers_test.go) has a real
+  # Django 3.2 create users under every hasher it ships.
+  /usr/bin/python3 -c 'import django' >/dev/null 2>&1 || required+=(python3-django)
+  /usr/bin/python3 -c 'import argon2' >/dev/null 2>&1 || required+=(python3-argon2)
+  /usr/bin/python3 -c 'import bcrypt' >/dev/null 2>&1 || required+=(python3-bcrypt)
   # Debian 12's "docker-compose" (1.29.x, Python) parses and validates a
   # compose file with `docker-compose config` without a Docker engine. Debian 12
   # has no compose v2 package (docker-compose-plugin is Docker Inc.'s repo).
