@@ -41,7 +41,7 @@ func handleObtainToken(logger *slog.Logger, users *models.UserStore, auth *middl
 	return func(c *gin.Context) {
 		in, err := decodeFields(c)
 		if err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		if !requiredFields(c, in, "username", "password") {
@@ -52,12 +52,12 @@ func handleObtainToken(logger *slog.Logger, users *models.UserStore, auth *middl
 			drfErrors(c, msgBadCredentials)
 			return
 		} else if err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		tok, err := auth.Mint(u)
 		if err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		c.JSON(http.StatusOK, gin.H{"token": tok})
@@ -71,7 +71,7 @@ func handleRefreshToken(logger *slog.Logger, auth *middleware.Auth) gin.HandlerF
 	return func(c *gin.Context) {
 		in, err := decodeFields(c)
 		if err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		if !requiredFields(c, in, "token") {
@@ -91,7 +91,7 @@ func handleVerifyToken(logger *slog.Logger, auth *middleware.Auth) gin.HandlerFu
 	return func(c *gin.Context) {
 		in, err := decodeFields(c)
 		if err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		if !requiredFields(c, in, "token") {
@@ -109,7 +109,7 @@ func handleVerifyToken(logger *slog.Logger, auth *middleware.Auth) gin.HandlerFu
 func drfTokenError(c *gin.Context, logger *slog.Logger, err error) {
 	var ae *middleware.AuthError
 	if !errors.As(err, &ae) {
-		writeError(c, logger, err)
+		middleware.WriteError(c, err)
 		return
 	}
 	switch ae.Reason {

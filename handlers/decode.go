@@ -47,14 +47,14 @@ func requireContentType(c *gin.Context, want ...string) error {
 			}
 		}
 	}
-	return &models.Error{Code: codeUnsupported, Message: "content type must be " + want[0]}
+	return models.Errorf(models.EUNSUPPORTED, "content type must be %s", want[0])
 }
 
 func readBody(c *gin.Context) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return nil, &models.Error{Code: codeTooLarge, Message: "request body is larger than 1 MiB"}
+		return nil, models.Errorf(models.ETOOLARGE, "request body is larger than 1 MiB")
 	} else if err != nil {
 		return nil, models.Errorf(models.EINVALID, "could not read request body")
 	}

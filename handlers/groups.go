@@ -25,20 +25,20 @@ func handlePublish(logger *slog.Logger, hub *ws.Hub, metrics *Metrics, now func(
 	return func(c *gin.Context) {
 		group := c.Param("group")
 		if !ws.ValidName(group) {
-			writeError(c, logger, errBadGroup)
+			middleware.WriteError(c, errBadGroup)
 			return
 		}
 		in, err := decode[request](c)
 		if err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		if in.Data == nil {
-			writeError(c, logger, models.FieldError(models.EINVALID, "data", "this field is required"))
+			middleware.WriteError(c, models.FieldError(models.EINVALID, "data", "this field is required"))
 			return
 		}
 		metrics.published("group")
-		ts := ws.Now(now())
+		ts := ws.FormatTS(now())
 		payload := ws.Encode(ws.Publish{Type: "publish", Group: group, Data: in.Data, TS: ts})
 		if err := hub.Publish(c.Request.Context(), ws.GroupChannel(group), ws.Message{Payload: payload}); err != nil {
 			// Local members have it; other processes may not.
@@ -55,11 +55,11 @@ func handlePresence(logger *slog.Logger, presence ws.Presence) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		group := c.Param("group")
 		if !ws.ValidName(group) {
-			writeError(c, logger, errBadGroup)
+			middleware.WriteError(c, errBadGroup)
 			return
 		}
 		if u := middleware.User(c); !middleware.IsService(c) && !u.IsStaff && ws.ChatGroup(u.Username) != group {
-			writeError(c, logger, models.Errorf(models.EFORBIDDEN, "members of the group and staff only"))
+			middleware.WriteError(c, models.Errorf(models.EFORBIDDEN, "members of the group and staff only"))
 			return
 		}
 		users, err := presence.List(c.Request.Context(), group)

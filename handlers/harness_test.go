@@ -98,7 +98,7 @@ type env struct {
 type envOption func(*handlers.Deps, *middleware.AuthConfig)
 
 func withClient(f func(*ws.ClientConfig)) envOption {
-	return func(d *handlers.Deps, _ *middleware.AuthConfig) { f(&d.Client) }
+	return func(d *handlers.Deps, _ *middleware.AuthConfig) { f(&d.ClientConfig) }
 }
 
 func withOrigins(o ...string) envOption {
@@ -120,18 +120,19 @@ func newEnv(t *testing.T, dialect string, opts ...envOption) *env {
 	}
 	sqlDB, _ := db.DB()
 	t.Cleanup(func() { sqlDB.Close() })
-	if _, err := migrations.Up(context.Background(), sqlDB, string(target.Dialect)); err != nil {
+	if _, err := migrations.Up(context.Background(), sqlDB, target.Dialect); err != nil {
 		t.Fatal(err)
 	}
 	e := &env{t: t, secret: []byte(randHex(t, 32))}
 	e.users = models.NewUserStore(db, models.PasswordHasher{Cost: 4})
 	ac := middleware.AuthConfig{Secret: e.secret, Expiration: 5 * time.Minute, MaxRefresh: 168 * time.Hour}
 	d := handlers.Deps{
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Users:      e.users,
-		Client:     ws.DefaultClientConfig(),
-		LoginRate:  1000,
-		LoginBurst: 1000,
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Users:          e.users,
+		ClientConfig:   ws.DefaultClientConfig(),
+		PresenceEvents: true,
+		LoginRate:      1000,
+		LoginBurst:     1000,
 	}
 	for _, o := range opts {
 		o(&d, &ac)
@@ -140,11 +141,9 @@ func newEnv(t *testing.T, dialect string, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.hub = ws.NewHub()
-	e.hub.SetBroker(ws.NewMemoryBroker(e.hub.Deliver))
-	e.hub.ListenControl()
+	e.hub = ws.NewHub(ws.NewMemoryBroker())
 	pingCtx, stopPinger := context.WithCancel(context.Background())
-	go e.hub.RunPinger(pingCtx, d.Client.PingInterval)
+	go e.hub.RunPinger(pingCtx, d.ClientConfig.PingInterval)
 	t.Cleanup(stopPinger)
 	d.Auth, d.Hub, d.Presence = e.auth, e.hub, ws.NewMemoryPresence()
 	e.srv = httptest.NewServer(handlers.NewServer(d))

@@ -3,7 +3,6 @@ package handlers
 import (
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -17,22 +16,21 @@ import (
 // shared JWT secret, so only a holder of the secret can call it.
 func handleInternalRevoke(logger *slog.Logger, auth *middleware.Auth, revoker Revoker) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		scheme, tok, _ := strings.Cut(c.GetHeader("Authorization"), " ")
-		if !strings.EqualFold(scheme, "JWT") && !strings.EqualFold(scheme, "Bearer") {
-			writeError(c, logger, models.Errorf(models.EUNAUTHORIZED, middleware.ReasonTokenMissing))
+		tok, ok := middleware.BearerToken(c.GetHeader("Authorization"))
+		if !ok {
+			middleware.WriteError(c, models.Errorf(models.EUNAUTHORIZED, middleware.ReasonTokenMissing))
 			return
 		}
-		claims, err := auth.ParseService(strings.TrimSpace(tok), "revoke")
+		claims, err := auth.ParseService(tok, "revoke")
 		if err != nil {
-			writeError(c, logger, models.Errorf(models.EUNAUTHORIZED, "%s", err.Error()))
+			middleware.WriteError(c, models.Errorf(models.EUNAUTHORIZED, "%s", err.Error()))
 			return
 		}
-		id, ok := claims["revoke_user_id"].(float64)
-		if !ok || id <= 0 || id != float64(int64(id)) {
-			writeError(c, logger, models.Errorf(models.EINVALID, "revoke_user_id missing"))
+		if claims.Target <= 0 {
+			middleware.WriteError(c, models.Errorf(models.EINVALID, "target_user_id missing"))
 			return
 		}
-		revoker.Revoke(int64(id), middleware.ReasonUserInactive)
-		c.JSON(http.StatusOK, gin.H{"revoked": int64(id)})
+		revoker.Revoke(claims.Target, middleware.ReasonUserInactive)
+		c.JSON(http.StatusOK, gin.H{"revoked": claims.Target})
 	}
 }

@@ -298,7 +298,7 @@ func newTestServer(tb testing.TB, dialect string, logger *slog.Logger) *testServ
 	}
 	sqlDB, _ := db.DB()
 	tb.Cleanup(func() { sqlDB.Close() })
-	if _, err := migrations.Up(context.Background(), sqlDB, dialect); err != nil {
+	if _, err := migrations.Up(context.Background(), sqlDB, target.Dialect); err != nil {
 		tb.Fatal(err)
 	}
 	s := &testServer{dialect: dialect, db: sqlDB}
@@ -308,19 +308,18 @@ func newTestServer(tb testing.TB, dialect string, logger *slog.Logger) *testServ
 	if err != nil {
 		tb.Fatal(err)
 	}
-	hub := ws.NewHub()
-	hub.SetBroker(ws.NewMemoryBroker(hub.Deliver))
-	hub.ListenControl()
+	hub := ws.NewHub(ws.NewMemoryBroker())
 	srv := httptest.NewServer(handlers.NewServer(handlers.Deps{
-		Logger:     logger,
-		Users:      s.users,
-		Status:     models.NewStatusStore(db),
-		Auth:       auth,
-		Hub:        hub,
-		Presence:   ws.NewMemoryPresence(),
-		Client:     ws.DefaultClientConfig(),
-		LoginRate:  1e9,
-		LoginBurst: 1 << 30,
+		Logger:         logger,
+		Users:          s.users,
+		Status:         models.NewStatusStore(db),
+		Auth:           auth,
+		Hub:            hub,
+		Presence:       ws.NewMemoryPresence(),
+		ClientConfig:   ws.DefaultClientConfig(),
+		PresenceEvents: true,
+		LoginRate:      1e9,
+		LoginBurst:     1 << 30,
 	}))
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -16,10 +16,10 @@ func addRoutes(r *gin.Engine, d Deps) {
 		auth:     d.Auth,
 		hub:      d.Hub,
 		presence: d.Presence,
-		cfg:      d.Client,
+		cfg:      d.ClientConfig,
 		now:      d.Now,
 
-		quietPresence: d.QuietPresence,
+		presenceEvents: d.PresenceEvents,
 	}
 	user := d.Auth.RequireUser()
 	staff := requireStaff(d.Logger)

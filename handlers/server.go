@@ -4,6 +4,7 @@ package handlers
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -19,16 +20,18 @@ import (
 
 // Deps is everything the handlers use; run builds it.
 type Deps struct {
-	Logger         *slog.Logger
-	Users          *models.UserStore
-	Status         *models.StatusStore
-	Auth           *middleware.Auth
-	Hub            *ws.Hub
-	Presence       ws.Presence
-	Client         ws.ClientConfig
+	Logger   *slog.Logger
+	Users    *models.UserStore
+	Status   *models.StatusStore
+	Auth     *middleware.Auth
+	Hub      *ws.Hub
+	Presence ws.Presence
+	// ClientConfig is every socket's limits (shared, never written).
+	ClientConfig   ws.ClientConfig
 	AllowedOrigins []string
-	// QuietPresence turns off join/leave frames (presence lists stay).
-	QuietPresence bool
+	// PresenceEvents sends join/leave frames (PRESENCE_EVENTS); presence
+	// lists work either way.
+	PresenceEvents bool
 	// PublishAPIKey lets services publish with `Authorization: Api-Key`;
 	// empty refuses every API key.
 	PublishAPIKey string
@@ -36,7 +39,8 @@ type Deps struct {
 	Checks map[string]Check
 	// Metrics is served at /metrics; nil serves none.
 	Metrics *Metrics
-	// LoginRate and LoginBurst limit token requests per client IP.
+	// LoginRate and LoginBurst limit token requests per client IP (0
+	// disables the limit; cmd/switchboard/config.go holds the defaults).
 	LoginRate  float64
 	LoginBurst int
 	// Page is the embedded chat page served at /; nil serves none.
@@ -50,9 +54,6 @@ func NewServer(d Deps) http.Handler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	if d.LoginRate == 0 {
-		d.LoginRate, d.LoginBurst = 5, 20
-	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -63,10 +64,10 @@ func NewServer(d Deps) http.Handler {
 	_ = r.SetTrustedProxies(nil)
 	r.Use(middleware.AccessLog(d.Logger), recovery(d.Logger))
 	r.NoRoute(func(c *gin.Context) {
-		writeError(c, d.Logger, models.Errorf(models.ENOTFOUND, "no such endpoint"))
+		middleware.WriteError(c, models.Errorf(models.ENOTFOUND, "no such endpoint"))
 	})
 	r.NoMethod(func(c *gin.Context) {
-		writeError(c, d.Logger, &models.Error{Code: codeMethod, Message: "method not allowed"})
+		middleware.WriteError(c, models.Errorf(models.EMETHOD, "method not allowed"))
 	})
 	addRoutes(r, d)
 	return r
@@ -75,8 +76,7 @@ func NewServer(d Deps) http.Handler {
 // recovery turns a panic into a logged 500 with the standard error shape.
 func recovery(logger *slog.Logger) gin.HandlerFunc {
 	return gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
-		logger.Error("panic", "path", c.FullPath(), "err", err)
-		c.AbortWithStatusJSON(http.StatusInternalServerError, errorBody{errorJSON{Code: models.EINTERNAL, Message: "internal error"}})
+		middleware.WriteError(c, fmt.Errorf("panic: %v", err))
 	})
 }
 

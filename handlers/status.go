@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"switchboard/middleware"
 	"switchboard/models"
 	"switchboard/ws"
 )
@@ -24,7 +25,7 @@ type statusJSON struct {
 func toStatusJSON(s models.Status) statusJSON {
 	out := statusJSON{Key: s.Key, Value: s.Value, Version: s.Version}
 	if s.Version > 0 {
-		ts := ws.Now(s.UpdatedAt)
+		ts := ws.FormatTS(s.UpdatedAt)
 		out.TS = &ts
 	}
 	return out
@@ -34,7 +35,7 @@ func toStatusJSON(s models.Status) statusJSON {
 func statusFrame(s models.Status) []byte {
 	ts := ""
 	if s.Version > 0 {
-		ts = ws.Now(s.UpdatedAt)
+		ts = ws.FormatTS(s.UpdatedAt)
 	}
 	return ws.Encode(ws.Status{Type: "status", Key: s.Key, Value: s.Value, Version: s.Version, TS: ts})
 }
@@ -49,22 +50,22 @@ func handlePutStatus(logger *slog.Logger, store *models.StatusStore, hub *ws.Hub
 	return func(c *gin.Context) {
 		key := c.Param("key")
 		if !ws.ValidName(key) {
-			writeError(c, logger, errBadKey)
+			middleware.WriteError(c, errBadKey)
 			return
 		}
 		in, err := decode[request](c)
 		if err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		if in.Value == nil {
-			writeError(c, logger, models.FieldError(models.EINVALID, "value", "this field is required"))
+			middleware.WriteError(c, models.FieldError(models.EINVALID, "value", "this field is required"))
 			return
 		}
 		metrics.published("status")
 		s, err := store.Put(c.Request.Context(), key, in.Value)
 		if err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		msg := ws.Message{Payload: statusFrame(s), Seq: s.Version}
@@ -80,12 +81,12 @@ func handleGetStatus(logger *slog.Logger, store *models.StatusStore) gin.Handler
 	return func(c *gin.Context) {
 		key := c.Param("key")
 		if !ws.ValidName(key) {
-			writeError(c, logger, errBadKey)
+			middleware.WriteError(c, errBadKey)
 			return
 		}
 		s, err := store.Get(c.Request.Context(), key)
 		if err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		c.JSON(http.StatusOK, toStatusJSON(s))
@@ -104,16 +105,14 @@ func handleStatusSocket(d *wsDeps, store *models.StatusStore) gin.HandlerFunc {
 		}
 		key := c.Param("key")
 		if !ws.ValidName(key) {
-			client.Close(ws.CloseBadGroup)
-			go client.Serve(func([]byte) {}, nil)
+			client.Reject(ws.CloseBadGroup)
 			return
 		}
 		if _, ok := d.authenticate(c, client); !ok {
 			return
 		}
 		if err := d.hub.Join(ws.StatusChannel(key), client); err != nil {
-			client.Close(ws.CloseShutdown)
-			go client.Serve(func([]byte) {}, nil)
+			client.Reject(ws.CloseShutdown)
 			return
 		}
 		s, err := store.Get(c.Request.Context(), key)

@@ -21,12 +21,12 @@ func handleCreateUser(logger *slog.Logger, users *models.UserStore) gin.HandlerF
 	return func(c *gin.Context) {
 		in, err := decode[request](c)
 		if err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		u, err := users.Create(c.Request.Context(), models.NewUser{Username: in.Username, Password: in.Password, Email: in.Email})
 		if err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		c.JSON(http.StatusCreated, u.JSON())
@@ -49,7 +49,7 @@ func requireStaff(logger *slog.Logger) gin.HandlerFunc {
 			return
 		}
 		if u := middleware.User(c); u == nil || !u.IsStaff {
-			writeError(c, logger, models.Errorf(models.EFORBIDDEN, "staff only"))
+			middleware.WriteError(c, models.Errorf(models.EFORBIDDEN, "staff only"))
 			return
 		}
 		c.Next()
@@ -62,12 +62,12 @@ func handleListUsers(logger *slog.Logger, users *models.UserStore) gin.HandlerFu
 		limit, err1 := queryInt(c, "limit", 100, 1, 1000)
 		offset, err2 := queryInt(c, "offset", 0, 0, 1<<31-1)
 		if err1 != nil || err2 != nil {
-			writeError(c, logger, models.Errorf(models.EINVALID, "limit must be 1–1000 and offset ≥ 0"))
+			middleware.WriteError(c, models.Errorf(models.EINVALID, "limit must be 1–1000 and offset ≥ 0"))
 			return
 		}
 		list, err := users.List(c.Request.Context(), limit, offset)
 		if err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		out := make([]models.UserJSON, len(list))
@@ -95,17 +95,17 @@ func handleUpdateUser(logger *slog.Logger, users *models.UserStore, revoker Revo
 	return func(c *gin.Context) {
 		id, err := pathID(c)
 		if err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		in, err := decode[request](c)
 		if err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		u, err := users.Update(c.Request.Context(), id, models.UserPatch{Email: in.Email, IsActive: in.IsActive, IsStaff: in.IsStaff})
 		if err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		if !u.IsActive {
@@ -120,11 +120,11 @@ func handleDeleteUser(logger *slog.Logger, users *models.UserStore, revoker Revo
 	return func(c *gin.Context) {
 		id, err := pathID(c)
 		if err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		if err := users.Delete(c.Request.Context(), id); err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		revoker.Revoke(id, middleware.ReasonUserInactive)
@@ -137,12 +137,12 @@ func handleGetUser(logger *slog.Logger, users *models.UserStore) gin.HandlerFunc
 	return func(c *gin.Context) {
 		id, err := pathID(c)
 		if err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		u, err := users.Get(c.Request.Context(), id)
 		if err != nil {
-			writeError(c, logger, err)
+			middleware.WriteError(c, err)
 			return
 		}
 		c.JSON(http.StatusOK, u.JSON())

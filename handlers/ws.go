@@ -43,14 +43,11 @@ func newUpgrader(logger *slog.Logger, allowed []string) *websocket.Upgrader {
 			return err == nil && strings.EqualFold(u.Host, r.Host)
 		},
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-			code := models.EINVALID
-			msg := reason.Error()
+			err := models.Errorf(models.EINVALID, "%s", reason.Error())
 			if status == http.StatusForbidden {
-				code, msg = models.EFORBIDDEN, "origin not allowed"
+				err = models.Errorf(models.EFORBIDDEN, "origin not allowed")
 			}
-			w.Header().Set("Content-Type", "application/json; charset=utf-8")
-			w.WriteHeader(status)
-			_ = jsonEncode(w, errorBody{errorJSON{Code: code, Message: msg}})
+			middleware.WriteHTTPError(w, err)
 		},
 	}
 }
@@ -64,10 +61,10 @@ type wsDeps struct {
 	presence ws.Presence
 	cfg      ws.ClientConfig
 	now      func() time.Time
-	// quietPresence keeps presence lists but sends no join/leave frames
-	// (PRESENCE_EVENTS=off): in a group of n members every connect costs
-	// n frames, so n connects cost n²/2.
-	quietPresence bool
+	// presenceEvents sends join/leave frames (PRESENCE_EVENTS, default
+	// on). Off, presence lists still work: in a group of n members every
+	// connect costs n frames, so n connects cost n²/2.
+	presenceEvents bool
 }
 
 // accept upgrades and registers a client with the hub, so shutdown can
@@ -80,8 +77,7 @@ func (d *wsDeps) accept(c *gin.Context) *ws.Client {
 	}
 	client := ws.NewClient(conn, &d.cfg)
 	if err := d.hub.Add(client); err != nil {
-		client.Close(ws.CloseShutdown)
-		go client.Serve(func([]byte) {}, func([]byte) {})
+		client.Reject(ws.CloseShutdown)
 		return nil
 	}
 	return client
@@ -102,8 +98,7 @@ func (d *wsDeps) authenticate(c *gin.Context, client *ws.Client) (*models.User, 
 		} else {
 			d.logger.Error("websocket auth", "err", err)
 		}
-		client.Close(r)
-		go client.Serve(func([]byte) {}, func([]byte) {})
+		client.Reject(r)
 		return nil, false
 	}
 	client.UserID, client.Username = u.ID, u.Username
@@ -144,19 +139,18 @@ func handleChat(d *wsDeps) gin.HandlerFunc {
 		err := d.hub.Join(channel, client)
 		client.Release()
 		if err != nil {
-			client.Close(ws.CloseShutdown)
-			go client.Serve(func([]byte) {}, nil)
+			client.Reject(ws.CloseShutdown)
 			return
 		}
-		d.announce(channel, group, u.Username, true)
+		d.announce(channel, group, u.Username, ws.PresenceJoin)
 
 		username := u.Username
-		client.OnFinish = func() { d.announce(channel, group, username, false) }
+		client.OnFinish = func() { d.announce(channel, group, username, ws.PresenceLeave) }
 		go func() {
 			client.Serve(func(text []byte) {
 				payload := ws.Encode(ws.ChatMessage{
 					Type: "message", Group: group, User: username,
-					Text: string(text), TS: ws.Now(d.now()),
+					Text: string(text), TS: ws.FormatTS(d.now()),
 				})
 				if err := d.hub.Publish(context.Background(), channel, ws.Message{Payload: payload}); err != nil {
 					d.logger.Warn("publish chat message", "group", group, "err", err)
@@ -166,27 +160,26 @@ func handleChat(d *wsDeps) gin.HandlerFunc {
 	}
 }
 
-// announce records a member joining or leaving group and tells the group
-// when it was the user's first or last socket there.
-func (d *wsDeps) announce(channel, group, user string, join bool) {
+// announce records a member joining or leaving group (typ is
+// ws.PresenceJoin or ws.PresenceLeave) and tells the group when it was the
+// user's first or last socket there.
+func (d *wsDeps) announce(channel, group, user, typ string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var (
 		changed bool
 		err     error
-		typ     = "join"
 	)
-	if join {
+	if typ == ws.PresenceJoin {
 		changed, err = d.presence.Join(ctx, group, user)
 	} else {
-		typ = "leave"
 		changed, err = d.presence.Leave(ctx, group, user)
 	}
 	if err != nil {
 		d.logger.Warn("presence", "group", group, "event", typ, "err", err)
 		return
 	}
-	if changed && !d.quietPresence {
+	if changed && d.presenceEvents {
 		payload := ws.Encode(ws.PresenceEvent{Type: typ, User: user})
 		if err := d.hub.Publish(ctx, channel, ws.Message{Payload: payload}); err != nil {
 			d.logger.Warn("publish presence", "group", group, "err", err)

@@ -328,14 +328,14 @@ func TestClosingSocketLeavesGroupAtOnce(t *testing.T) {
 	a, b := e.createUser("dora", false), e.createUser("dan", false)
 	ca := e.chat(a)
 	cb := e.chat(b)
-	if n := len(e.hub.Members(ws.GroupChannel("chat-d"))); n != 2 {
-		t.Fatalf("members = %d, want 2", n)
+	if n, _ := e.hub.Counts(); n != 2 {
+		t.Fatalf("clients = %d, want 2", n)
 	}
 	cb.UnderlyingConn().Close() // a dropped TCP connection, no close frame
 	if f := readUntil(t, ca, "leave"); f["user"] != "dan" {
 		t.Fatalf("leave = %v, want dan", f)
 	}
-	waitFor(t, 2*time.Second, func() bool { return len(e.hub.Members(ws.GroupChannel("chat-d"))) == 1 })
+	waitFor(t, 2*time.Second, func() bool { n, _ := e.hub.Counts(); return n == 1 })
 }
 
 func TestDeadPeerIsDroppedAfterPongTimeout(t *testing.T) {
@@ -359,7 +359,7 @@ func TestDeadPeerIsDroppedAfterPongTimeout(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("no ping within 2s")
 	}
-	waitFor(t, 3*time.Second, func() bool { return len(e.hub.Members(ws.GroupChannel("chat-p"))) == 0 })
+	waitFor(t, 3*time.Second, func() bool { n, _ := e.hub.Counts(); return n == 0 })
 }
 
 func TestLiveClientAnsweringPingsStays(t *testing.T) {
@@ -377,7 +377,7 @@ func TestLiveClientAnsweringPingsStays(t *testing.T) {
 		}
 	}()
 	time.Sleep(600 * time.Millisecond)
-	if n := len(e.hub.Members(ws.GroupChannel("chat-l"))); n != 1 {
+	if n, _ := e.hub.Counts(); n != 1 {
 		t.Fatalf("members after 3 pong timeouts = %d, want 1 (pongs must keep it)", n)
 	}
 }
@@ -438,7 +438,7 @@ func TestChatConcurrentSendersAllDelivered(t *testing.T) {
 	for i := range conns {
 		conns[i] = e.chat(e.createUser(fmt.Sprintf("k%02d", i), false))
 	}
-	waitFor(t, 5*time.Second, func() bool { return len(e.hub.Members(ws.GroupChannel("chat-k"))) == members })
+	waitFor(t, 5*time.Second, func() bool { n, _ := e.hub.Counts(); return n == members })
 	for i, c := range conns {
 		go func(i int, c *websocket.Conn) {
 			for j := 0; j < msgs; j++ {

@@ -3,7 +3,6 @@ package middleware
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -27,9 +26,7 @@ func APIKey(key string) gin.HandlerFunc {
 		// the lengths.
 		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
 		if key == "" || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
-			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{
-				"error": gin.H{"code": models.EUNAUTHORIZED, "message": "invalid api key"},
-			})
+			WriteError(c, models.Errorf(models.EUNAUTHORIZED, "invalid api key"))
 			return
 		}
 		c.Set(ContextAPIKey, true)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -15,16 +14,6 @@ import (
 	gojwt "github.com/golang-jwt/jwt/v4"
 
 	"switchboard/models"
-)
-
-// Reasons a token or its user is refused. They are the WebSocket close
-// reasons (4001, 4003) and the REST error messages alike.
-const (
-	ReasonTokenMissing = "token missing"
-	ReasonTokenExpired = "token expired"
-	ReasonTokenInvalid = "token invalid"
-	ReasonUserNotFound = "user not found"
-	ReasonUserInactive = "user inactive"
 )
 
 // AuthError says why a request or socket was refused.
@@ -37,15 +26,6 @@ func (e *AuthError) Error() string { return e.Reason }
 // UserLookup loads users by id; *models.UserStore satisfies it.
 type UserLookup interface {
 	Get(ctx context.Context, id int64) (*models.User, error)
-}
-
-// Claims are the rest_framework_jwt claims switchboard signs and reads.
-type Claims struct {
-	UserID   int64
-	Username string
-	Email    string
-	Exp      int64
-	OrigIat  int64
 }
 
 // Context keys set by RequireUser and APIKey.
@@ -61,8 +41,10 @@ const (
 // same parser and the same user check.
 type Auth struct {
 	mw         *jwt.GinJWTMiddleware
+	key        []byte
 	users      UserLookup
 	now        func() time.Time
+	lifetime   time.Duration
 	maxRefresh time.Duration
 	onFailure  func(reason string)
 }
@@ -86,7 +68,7 @@ func NewAuth(cfg AuthConfig, users UserLookup) (*Auth, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &Auth{users: users, now: cfg.Now, maxRefresh: cfg.MaxRefresh, onFailure: cfg.OnFailure}
+	a := &Auth{users: users, now: cfg.Now, maxRefresh: cfg.MaxRefresh, lifetime: cfg.Expiration, key: cfg.Secret, onFailure: cfg.OnFailure}
 	mw, err := jwt.New(&jwt.GinJWTMiddleware{
 		Realm:            "switchboard",
 		SigningAlgorithm: "HS256",
@@ -94,30 +76,33 @@ func NewAuth(cfg AuthConfig, users UserLookup) (*Auth, error) {
 		Timeout:          cfg.Expiration,
 		MaxRefresh:       cfg.MaxRefresh,
 		TimeFunc:         cfg.Now,
-		IdentityKey:      "user_id",
-		TokenLookup:      "header:Authorization",
-		TokenHeadName:    "Bearer",
+		// Claims are checked by claimsFrom alone, the way PyJWT reads them
+		// (a NumericDate may have a fraction, RFC 7519 §2); golang-jwt's
+		// own check would call a mistyped exp "expired".
+		ParseOptions:  []gojwt.ParserOption{gojwt.WithValidMethods([]string{"HS256"}), gojwt.WithoutClaimsValidation()},
+		IdentityKey:   "user_id",
+		TokenLookup:   "header:Authorization",
+		TokenHeadName: "Bearer",
 		// Login is handled by handlers (rest_framework_jwt shapes), so the
 		// authenticator is never reached through gin-jwt's LoginHandler.
 		Authenticator: func(*gin.Context) (any, error) { return nil, jwt.ErrFailedAuthentication },
-		PayloadFunc: func(data any) jwt.MapClaims {
-			u := data.(*models.User)
-			return jwt.MapClaims{"user_id": u.ID, "username": u.Username, "email": u.Email}
-		},
 		IdentityHandler: func(c *gin.Context) any {
-			claims, err := claimsFrom(jwt.ExtractClaims(c))
+			claims, err := a.claimsFrom(jwt.ExtractClaims(c))
 			if err != nil {
+				c.Set(contextReason, err.(*AuthError).Reason)
 				return nil
 			}
-			return claims.UserID
+			return claims
 		},
 		Authorizator: func(data any, c *gin.Context) bool {
-			id, ok := data.(int64)
-			if !ok {
-				c.Set(contextReason, ReasonTokenInvalid)
+			claims, ok := data.(Claims)
+			if !ok || claims.Scope != "" {
+				if _, set := c.Get(contextReason); !set {
+					c.Set(contextReason, ReasonTokenInvalid)
+				}
 				return false
 			}
-			u, err := a.activeUser(c.Request.Context(), id)
+			u, err := a.activeUser(c.Request.Context(), claims.UserID)
 			var ae *AuthError
 			if errors.As(err, &ae) {
 				c.Set(contextReason, ae.Reason)
@@ -130,23 +115,18 @@ func NewAuth(cfg AuthConfig, users UserLookup) (*Auth, error) {
 			return true
 		},
 		HTTPStatusMessageFunc: func(err error, c *gin.Context) string { return reasonFor(err) },
-		Unauthorized: func(c *gin.Context, code int, message string) {
+		Unauthorized: func(c *gin.Context, _ int, message string) {
 			if err, ok := c.Get(contextInternal); ok {
-				// A 401 would tell the client to drop a good token, and the
-				// driver's message is not for clients: 500, as writeError.
-				_ = c.Error(err.(error))
-				c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{
-					"error": gin.H{"code": models.EINTERNAL, "message": "internal error"},
-				})
+				// A 401 would tell the client to drop a good token: the
+				// database failed, so 500.
+				WriteError(c, err.(error))
 				return
 			}
 			if r, ok := c.Get(contextReason); ok {
 				message = r.(string)
 			}
 			a.failed(message)
-			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{
-				"error": gin.H{"code": models.EUNAUTHORIZED, "message": message},
-			})
+			WriteError(c, models.Errorf(models.EUNAUTHORIZED, "%s", message))
 		},
 	})
 	if err != nil {
@@ -174,9 +154,8 @@ func (a *Auth) RequireUser() gin.HandlerFunc {
 			return
 		}
 		// gin-jwt knows one prefix; accept Django's too by rewriting it.
-		h := c.Request.Header.Get("Authorization")
-		if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "JWT") || ok && strings.EqualFold(scheme, "Bearer") {
-			c.Request.Header.Set("Authorization", "Bearer "+strings.TrimSpace(tok))
+		if tok, ok := BearerToken(c.Request.Header.Get("Authorization")); ok {
+			c.Request.Header.Set("Authorization", "Bearer "+tok)
 		}
 		guard(c)
 	}
@@ -189,18 +168,36 @@ func User(c *gin.Context) *models.User {
 	return user
 }
 
-// Mint signs a new token for u, valid for the configured expiration.
-func (a *Auth) Mint(u *models.User) (string, error) {
-	tok, _, err := a.mw.TokenGenerator(u)
-	return tok, err
+// BearerToken returns the token of an Authorization header that carries
+// "JWT <token>" (rest_framework_jwt's prefix) or "Bearer <token>" (RFC
+// 6750), case-insensitively. It is the one place that reads the header.
+func BearerToken(header string) (string, bool) {
+	scheme, tok, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "JWT") && !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
 }
 
-// Parse validates token (HS256 only, signature, exp) and returns its claims.
-// A failure is an *AuthError with ReasonTokenMissing/Expired/Invalid.
+// Mint signs a new token for u: exp is now plus the configured
+// expiration, orig_iat is now.
+func (a *Auth) Mint(u *models.User) (string, error) {
+	now := a.now()
+	return SignToken(a.key, Claims{
+		UserID: u.ID, Username: u.Username, Email: u.Email,
+		Exp: now.Add(a.lifetime), OrigIat: now,
+	})
+}
+
+// Parse validates token (HS256 only, signature, claims as claimsFrom reads
+// them, exp) and returns its claims. A failure is an *AuthError with
+// ReasonTokenMissing, ReasonTokenExpired or ReasonTokenInvalid.
 func (a *Auth) Parse(token string) (Claims, error) {
 	if token == "" {
 		return Claims{}, &AuthError{ReasonTokenMissing}
 	}
+	// The one parser: gin-jwt's, which RequireUser uses too, with the
+	// ParseOptions set in NewAuth.
 	t, err := a.mw.ParseTokenString(token)
 	if err != nil {
 		return Claims{}, &AuthError{reasonFor(err)}
@@ -209,20 +206,20 @@ func (a *Auth) Parse(token string) (Claims, error) {
 	if !ok || !t.Valid {
 		return Claims{}, &AuthError{ReasonTokenInvalid}
 	}
-	c, err := claimsFrom(jwt.MapClaims(mc))
+	c, err := a.claimsFrom(jwt.MapClaims(mc))
 	if err != nil {
-		return Claims{}, &AuthError{ReasonTokenInvalid}
-	}
-	if c.Exp < a.now().Unix() {
-		return Claims{}, &AuthError{ReasonTokenExpired}
+		return Claims{}, err
 	}
 	return c, nil
 }
 
-// Authenticate parses token and loads its active user: the WebSocket
-// handlers' check, identical to RequireUser's.
+// Authenticate parses a user token and loads its active user: the
+// WebSocket handlers' check, identical to RequireUser's.
 func (a *Auth) Authenticate(ctx context.Context, token string) (*models.User, Claims, error) {
 	claims, err := a.Parse(token)
+	if err == nil && claims.Scope != "" {
+		err = &AuthError{ReasonTokenInvalid} // a service token is no user's
+	}
 	if err != nil {
 		a.failed(err.(*AuthError).Reason)
 		return nil, Claims{}, err
@@ -256,88 +253,60 @@ func (a *Auth) activeUser(ctx context.Context, id int64) (*models.User, error) {
 
 // Refresh returns a new token for a valid token whose orig_iat is within
 // the refresh window, keeping orig_iat (rest_framework_jwt's semantics;
-// gin-jwt's own refresh would reset it).
+// gin-jwt's own refresh would reset it). A token without orig_iat is
+// refused with ReasonOrigIatRequired, as rest_framework_jwt refuses it.
 func (a *Auth) Refresh(ctx context.Context, token string) (string, error) {
 	claims, err := a.Parse(token)
 	if err != nil {
 		return "", err
 	}
-	if a.now().After(time.Unix(claims.OrigIat, 0).Add(a.maxRefresh)) {
-		return "", &AuthError{"refresh has expired"}
+	if claims.Scope != "" {
+		return "", &AuthError{ReasonTokenInvalid}
+	}
+	if claims.OrigIat.IsZero() {
+		return "", &AuthError{ReasonOrigIatRequired}
+	}
+	if a.now().After(claims.OrigIat.Add(a.maxRefresh)) {
+		return "", &AuthError{ReasonRefreshExpired}
 	}
 	u, err := a.activeUser(ctx, claims.UserID)
 	if err != nil {
 		return "", err
 	}
-	t := gojwt.NewWithClaims(gojwt.SigningMethodHS256, gojwt.MapClaims{
-		"user_id":  u.ID,
-		"username": u.Username,
-		"email":    u.Email,
-		"exp":      a.now().Add(a.mw.Timeout).Unix(),
-		"orig_iat": claims.OrigIat,
+	return SignToken(a.key, Claims{
+		UserID: u.ID, Username: u.Username, Email: u.Email,
+		Exp: a.now().Add(a.lifetime), OrigIat: claims.OrigIat,
 	})
-	return t.SignedString(a.mw.Key)
 }
 
 func reasonFor(err error) string {
-	var ve *gojwt.ValidationError
 	switch {
 	case errors.Is(err, jwt.ErrEmptyAuthHeader), errors.Is(err, jwt.ErrEmptyQueryToken):
 		return ReasonTokenMissing
 	case errors.Is(err, jwt.ErrExpiredToken):
 		return ReasonTokenExpired
-	case errors.As(err, &ve) && ve.Errors&gojwt.ValidationErrorExpired != 0 && ve.Errors&^gojwt.ValidationErrorExpired == 0:
-		return ReasonTokenExpired
 	}
 	return ReasonTokenInvalid
 }
 
-func claimsFrom(m jwt.MapClaims) (Claims, error) {
-	num := func(key string) (int64, bool) {
-		f, ok := m[key].(float64)
-		if !ok || f != float64(int64(f)) {
-			return 0, false
-		}
-		return int64(f), true
-	}
-	var c Claims
-	var ok1, ok2, ok3 bool
-	c.UserID, ok1 = num("user_id")
-	c.Exp, ok2 = num("exp")
-	c.OrigIat, ok3 = num("orig_iat")
-	if !ok1 || !ok2 || !ok3 {
-		return Claims{}, errors.New("missing or malformed claims")
-	}
-	c.Username, _ = m["username"].(string)
-	c.Email, _ = m["email"].(string)
-	return c, nil
-}
-
-// MintService signs a short-lived token for a process-to-process call
-// (scope names it, e.g. "revoke"). It carries user_id 0, which no user
-// has, so it can never pass RequireUser or a socket handshake.
-func (a *Auth) MintService(scope string, extra map[string]any, ttl time.Duration) (string, error) {
+// MintService signs a short-lived token for a process-to-process call:
+// scope names what it may do (e.g. "revoke") and target the user it acts
+// on. It carries user_id 0, which no user has, and a scope, so it can
+// never pass RequireUser or a socket handshake.
+func (a *Auth) MintService(scope string, target int64, ttl time.Duration) (string, error) {
 	now := a.now()
-	claims := gojwt.MapClaims{"scope": scope, "user_id": 0, "exp": now.Add(ttl).Unix(), "orig_iat": now.Unix()}
-	for k, v := range extra {
-		claims[k] = v
-	}
-	return gojwt.NewWithClaims(gojwt.SigningMethodHS256, claims).SignedString(a.mw.Key)
+	return SignToken(a.key, Claims{Scope: scope, Target: target, Exp: now.Add(ttl), OrigIat: now})
 }
 
 // ParseService validates a token from MintService for scope, with the same
 // parser as every other token, and returns its claims.
-func (a *Auth) ParseService(token, scope string) (map[string]any, error) {
-	if _, err := a.Parse(token); err != nil {
-		return nil, err
-	}
-	t, err := a.mw.ParseTokenString(token)
+func (a *Auth) ParseService(token, scope string) (Claims, error) {
+	c, err := a.Parse(token)
 	if err != nil {
-		return nil, &AuthError{ReasonTokenInvalid}
+		return Claims{}, err
 	}
-	mc, _ := t.Claims.(gojwt.MapClaims)
-	if s, _ := mc["scope"].(string); s != scope || mc["user_id"] != float64(0) {
-		return nil, &AuthError{ReasonTokenInvalid}
+	if c.Scope != scope || c.UserID != 0 {
+		return Claims{}, &AuthError{ReasonTokenInvalid}
 	}
-	return mc, nil
+	return c, nil
 }

@@ -9,21 +9,28 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// AccessLog logs one structured line per request. The query string is
+// AccessLog logs one structured line per request, at error level with the
+// error when WriteError answered a 500. The query string is
 // logged with token= values replaced by REDACTED, and no header is logged,
 // so a JWT or API key never reaches a log line.
 func AccessLog(logger *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
-		logger.LogAttrs(c.Request.Context(), slog.LevelInfo, "request",
+		level, attrs := slog.LevelInfo, []slog.Attr{
 			slog.String("method", c.Request.Method),
 			slog.String("path", c.Request.URL.Path),
 			slog.String("query", RedactQuery(c.Request.URL.RawQuery)),
 			slog.Int("status", c.Writer.Status()),
 			slog.Duration("duration", time.Since(start)),
 			slog.String("remote", c.ClientIP()),
-		)
+		}
+		// WriteError attaches internal errors (never shown to the client).
+		if err := c.Errors.Last(); err != nil {
+			level = slog.LevelError
+			attrs = append(attrs, slog.String("err", err.Err.Error()))
+		}
+		logger.LogAttrs(c.Request.Context(), level, "request", attrs...)
 	}
 }
 

@@ -11,19 +11,21 @@ import (
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"switchboard/models"
 )
 
 //go:embed postgres/*.sql sqlite/*.sql
 var files embed.FS
 
 // Provider returns a goose provider for dialect ("postgres" or "sqlite").
-func Provider(db *sql.DB, dialect string) (*goose.Provider, error) {
+func Provider(db *sql.DB, dialect models.Dialect) (*goose.Provider, error) {
 	var (
 		d    goose.Dialect
 		opts []goose.ProviderOption
 	)
 	switch dialect {
-	case "postgres":
+	case models.Postgres:
 		d = goose.DialectPostgres
 		// Several replicas start (and migrate) at once: an advisory lock
 		// makes them take turns.
@@ -32,12 +34,12 @@ func Provider(db *sql.DB, dialect string) (*goose.Provider, error) {
 			return nil, err
 		}
 		opts = append(opts, goose.WithSessionLocker(locker))
-	case "sqlite":
+	case models.SQLite:
 		d = goose.DialectSQLite3
 	default:
 		return nil, fmt.Errorf("migrations: unknown dialect %q", dialect)
 	}
-	sub, err := fs.Sub(files, dialect)
+	sub, err := fs.Sub(files, string(dialect))
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +47,7 @@ func Provider(db *sql.DB, dialect string) (*goose.Provider, error) {
 }
 
 // Up applies every pending migration and returns how many ran.
-func Up(ctx context.Context, db *sql.DB, dialect string) (int, error) {
+func Up(ctx context.Context, db *sql.DB, dialect models.Dialect) (int, error) {
 	p, err := Provider(db, dialect)
 	if err != nil {
 		return 0, err

@@ -25,6 +25,16 @@ type Target struct {
 	DSN     string // postgres URL or SQLite file path
 }
 
+// SecretFile is where the embedded mode keeps a generated JWT secret:
+// beside the SQLite file (JWT_SECRET_FILE's default). It is empty for
+// PostgreSQL, where every process must be given the same secret.
+func (t Target) SecretFile() string {
+	if t.Dialect != SQLite {
+		return ""
+	}
+	return t.DSN + ".jwt-secret"
+}
+
 // ParseDatabaseURL turns DATABASE_URL into a Target. Empty means the
 // embedded SQLite file defaultPath; "sqlite:PATH" or "sqlite://PATH" names
 // another SQLite file.

@@ -7,7 +7,8 @@ import (
 	"fmt"
 )
 
-// Error codes. handlers maps each to one HTTP status; nothing else does.
+// Error codes, the "code" of every JSON error. middleware.WriteError maps
+// each to one HTTP status; nothing else does.
 const (
 	ECONFLICT     = "conflict"
 	EINVALID      = "invalid"
@@ -15,6 +16,12 @@ const (
 	EUNAUTHORIZED = "unauthorized"
 	EFORBIDDEN    = "forbidden"
 	EINTERNAL     = "internal"
+
+	// Codes only the HTTP layer produces.
+	EMETHOD      = "method_not_allowed"     // 405
+	ETOOLARGE    = "too_large"              // 413
+	EUNSUPPORTED = "unsupported_media_type" // 415
+	ERATELIMITED = "rate_limited"           // 429
 )
 
 // Error is an application error whose Message is safe to show a client.

@@ -16,13 +16,17 @@ import (
 
 // User is an account. PasswordHash never leaves the models package in a
 // response: handlers serialise UserJSON.
+//
+// The table is defined by the SQL migrations alone; the struct carries no
+// schema tags (a GORM `default:true` on IsActive would turn an inserted
+// false into true).
 type User struct {
-	ID           int64  `gorm:"primaryKey"`
-	Username     string `gorm:"uniqueIndex;size:150;not null"`
-	Email        string `gorm:"size:254;not null;default:''"`
-	PasswordHash string `gorm:"column:password_hash;not null"`
-	IsActive     bool   `gorm:"not null;default:true"`
-	IsStaff      bool   `gorm:"not null;default:false"`
+	ID           int64 `gorm:"primaryKey"`
+	Username     string
+	Email        string
+	PasswordHash string
+	IsActive     bool
+	IsStaff      bool
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }
@@ -115,6 +119,9 @@ type UserStore struct {
 
 // NewUserStore returns a store over db.
 func NewUserStore(db *gorm.DB, hasher PasswordHasher) *UserStore {
+	if hasher.timing == nil {
+		hasher.timing = new(failureTiming) // failed logins all take as long
+	}
 	return &UserStore{db: db, hasher: hasher}
 }
 

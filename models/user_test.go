@@ -85,7 +85,7 @@ func newStore(t *testing.T, dialect models.Dialect) (*models.UserStore, *gorm.DB
 	t.Helper()
 	target := emptyTarget(t, dialect)
 	db, sqlDB := openDB(t, target)
-	if _, err := migrations.Up(context.Background(), sqlDB, string(dialect)); err != nil {
+	if _, err := migrations.Up(context.Background(), sqlDB, dialect); err != nil {
 		t.Fatal(err)
 	}
 	return models.NewUserStore(db, models.PasswordHasher{Cost: 4}), db
@@ -113,7 +113,7 @@ func TestMigrationsUpDownUp(t *testing.T) {
 		t.Run(string(dialect), func(t *testing.T) {
 			ctx := t.Context()
 			gdb, sqlDB := openDB(t, emptyTarget(t, dialect))
-			p, err := migrations.Provider(sqlDB, string(dialect))
+			p, err := migrations.Provider(sqlDB, dialect)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -168,7 +168,7 @@ func TestMigrationsUpDownUp(t *testing.T) {
 				}
 			}
 			// Up again is a no-op.
-			if n, err := migrations.Up(ctx, sqlDB, string(dialect)); err != nil || n != 0 {
+			if n, err := migrations.Up(ctx, sqlDB, dialect); err != nil || n != 0 {
 				t.Errorf("migrations.Up on a current database = %d, %v; want 0, nil", n, err)
 			}
 		})

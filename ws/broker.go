@@ -19,6 +19,9 @@ type Message struct {
 // Every message, local ones too, passes the broker exactly once; the
 // broker hands each to the Deliver function it was built with.
 type Broker interface {
+	// Start begins handing every message carried to deliver. NewHub calls
+	// it once, before anything else.
+	Start(deliver Deliver)
 	// Publish sends msg to every subscriber of channel, in every process.
 	// Messages published by one goroutine arrive in the order sent.
 	Publish(ctx context.Context, channel string, msg Message) error

@@ -10,8 +10,10 @@ type MemoryBroker struct {
 
 var _ Broker = (*MemoryBroker)(nil)
 
-// NewMemoryBroker returns a broker that hands every message to deliver.
-func NewMemoryBroker(deliver Deliver) *MemoryBroker { return &MemoryBroker{deliver: deliver} }
+// NewMemoryBroker returns an in-process broker; NewHub starts it.
+func NewMemoryBroker() *MemoryBroker { return &MemoryBroker{} }
+
+func (b *MemoryBroker) Start(deliver Deliver) { b.deliver = deliver }
 
 func (b *MemoryBroker) Publish(_ context.Context, channel string, msg Message) error {
 	b.deliver(channel, msg)

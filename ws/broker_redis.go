@@ -25,11 +25,9 @@ import (
 // itself, so every member gets each message exactly once, and local chat
 // goes on while Redis is away.
 type RedisBroker struct {
-	client  *redis.Client
+	conn    *RedisConn
 	ps      *redis.PubSub
-	node    string // random per process; tags what this process published
-	prefix  string // Redis channel prefix, so deployments can share a server
-	deliver Deliver
+	deliver Deliver // nil until Start: Publish then only reaches Redis
 	logger  *slog.Logger
 
 	mu      sync.Mutex
@@ -41,9 +39,6 @@ type RedisBroker struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
-	// OnStateChange, if set before Start, is called when Redis goes down
-	// or comes back (for metrics and logs).
-	OnStateChange func(up bool)
 }
 
 type subOp struct {
@@ -53,18 +48,20 @@ type subOp struct {
 
 var _ Broker = (*RedisBroker)(nil)
 
-// RedisOptions configures NewRedisBroker.
-type RedisOptions struct {
-	URL    string // redis://host:port/db
-	Prefix string // channel prefix; "switchboard:" when empty
-	Logger *slog.Logger
+// RedisConn is the one Redis connection a process's channel layer and
+// presence share: a client, the prefix of every key and channel, and a
+// random id for this process (its "node").
+type RedisConn struct {
+	client *redis.Client
+	prefix string
+	node   string
 }
 
-// NewRedisBroker connects to Redis (lazily: an unreachable server is not
-// an error here, only a degraded state) and hands received messages to
-// deliver. Call Start to begin receiving.
-func NewRedisBroker(opts RedisOptions, deliver Deliver) (*RedisBroker, error) {
-	o, err := redis.ParseURL(opts.URL)
+// DialRedis prepares a connection to url (redis://host:port/db) whose keys
+// and channels start with prefix. It connects lazily: an unreachable
+// server is not an error here, only a degraded state later.
+func DialRedis(url, prefix string) (*RedisConn, error) {
+	o, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
@@ -75,41 +72,52 @@ func NewRedisBroker(opts RedisOptions, deliver Deliver) (*RedisBroker, error) {
 	// Every sender's read loop publishes synchronously: a pool that is too
 	// small makes them (and the health check) queue for a connection.
 	o.PoolSize = 64
-	if opts.Prefix == "" {
-		opts.Prefix = "switchboard:"
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
 	id := make([]byte, 8)
 	if _, err := cryptoRead(id); err != nil {
 		return nil, err
 	}
-	client := redis.NewClient(o)
+	return &RedisConn{client: redis.NewClient(o), prefix: prefix, node: hex.EncodeToString(id)}, nil
+}
+
+// Prefix returns the key and channel prefix.
+func (r *RedisConn) Prefix() string { return r.prefix }
+
+// Healthy pings Redis (for /readyz).
+func (r *RedisConn) Healthy(ctx context.Context) error {
+	if err := r.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
+}
+
+// Close closes the connection; close the broker and presence first.
+func (r *RedisConn) Close() error { return r.client.Close() }
+
+// NewRedisBroker returns the channel layer on conn. NewHub starts it; a
+// broker that is never started can still Publish (the CLI's revocation).
+func NewRedisBroker(conn *RedisConn, logger *slog.Logger) *RedisBroker {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &RedisBroker{
-		client:  client,
-		ps:      client.Subscribe(ctx),
-		node:    hex.EncodeToString(id),
-		prefix:  opts.Prefix,
-		deliver: deliver,
-		logger:  opts.Logger,
-		wake:    make(chan struct{}, 1),
-		ctx:     ctx,
-		cancel:  cancel,
+		conn:   conn,
+		ps:     conn.client.Subscribe(ctx),
+		logger: logger,
+		wake:   make(chan struct{}, 1),
+		ctx:    ctx,
+		cancel: cancel,
 	}
 	b.up.Store(true)
-	return b, nil
+	return b
 }
 
 var cryptoRead = crand.Read
 
-// Prefix returns the key and channel prefix.
-func (b *RedisBroker) Prefix() string { return b.prefix }
-
 // Start runs the receive loop, the subscription worker and the health
-// check until Close.
-func (b *RedisBroker) Start() {
+// check until Close, handing what other processes publish to deliver.
+func (b *RedisBroker) Start(deliver Deliver) {
+	b.deliver = deliver
 	b.wg.Add(3)
 	go b.receiveLoop()
 	go b.subscribeLoop()
@@ -120,19 +128,21 @@ func (b *RedisBroker) Start() {
 // processes. With Redis down it fails fast (the local members still got
 // it) instead of stalling the sender.
 func (b *RedisBroker) Publish(ctx context.Context, channel string, msg Message) error {
-	b.deliver(channel, msg)
+	if b.deliver != nil {
+		b.deliver(channel, msg)
+	}
 	if !b.up.Load() {
 		return errRedisDown
 	}
-	return b.client.Publish(ctx, b.prefix+channel, b.encode(msg)).Err()
+	return b.conn.client.Publish(ctx, b.conn.prefix+channel, b.encode(msg)).Err()
 }
 
 var errRedisDown = errors.New("redis unreachable: delivered to this process only")
 
 // Wire format: node "|" seq "|" payload.
 func (b *RedisBroker) encode(msg Message) []byte {
-	out := make([]byte, 0, len(b.node)+24+len(msg.Payload))
-	out = append(out, b.node...)
+	out := make([]byte, 0, len(b.conn.node)+24+len(msg.Payload))
+	out = append(out, b.conn.node...)
 	out = append(out, '|')
 	out = strconv.AppendUint(out, msg.Seq, 10)
 	out = append(out, '|')
@@ -191,9 +201,9 @@ func (b *RedisBroker) subscribeLoop() {
 			ctx, cancel := context.WithTimeout(b.ctx, 3*time.Second)
 			var err error
 			if op.sub {
-				err = b.ps.Subscribe(ctx, b.prefix+op.channel)
+				err = b.ps.Subscribe(ctx, b.conn.prefix+op.channel)
 			} else {
-				err = b.ps.Unsubscribe(ctx, b.prefix+op.channel)
+				err = b.ps.Unsubscribe(ctx, b.conn.prefix+op.channel)
 			}
 			cancel()
 			if err != nil && b.ctx.Err() == nil {
@@ -233,10 +243,10 @@ func (b *RedisBroker) receiveLoop() {
 			continue // subscription confirmations and pongs
 		}
 		node, wire, ok := decodeWire(msg.Payload)
-		if !ok || node == b.node {
+		if !ok || node == b.conn.node {
 			continue // ours was delivered locally when published
 		}
-		b.deliver(msg.Channel[len(b.prefix):], wire)
+		b.deliver(msg.Channel[len(b.conn.prefix):], wire)
 	}
 }
 
@@ -253,7 +263,7 @@ func (b *RedisBroker) healthLoop() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
-		err := b.client.Ping(ctx).Err()
+		err := b.conn.client.Ping(ctx).Err()
 		cancel()
 		if b.ctx.Err() != nil {
 			return
@@ -282,30 +292,17 @@ func (b *RedisBroker) setUp(up bool, err error) {
 	} else {
 		b.logger.Warn("redis unreachable: chat continues within this process", "err", err)
 	}
-	if b.OnStateChange != nil {
-		b.OnStateChange(up)
-	}
-}
-
-// Healthy pings Redis.
-func (b *RedisBroker) Healthy(ctx context.Context) error {
-	if err := b.client.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redis: %w", err)
-	}
-	return nil
 }
 
 // Up reports the last known Redis state.
 func (b *RedisBroker) Up() bool { return b.up.Load() }
 
-// Close stops the loops and the connections.
+// Close stops the loops and the subscription connection (the shared
+// RedisConn stays open for its owner to close).
 func (b *RedisBroker) Close() error {
 	b.cancel()
 	err := b.ps.Close()
 	b.wg.Wait()
-	if cerr := b.client.Close(); err == nil {
-		err = cerr
-	}
 	return err
 }
 

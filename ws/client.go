@@ -13,8 +13,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// ClientConfig holds the per-socket limits. Every field is a setting
-// (environment) so an operator or a benchmark can change it.
+// ClientConfig holds the per-socket limits. Every field but CloseGrace is
+// an environment setting (WS_*), so an operator or a benchmark can change
+// it.
 type ClientConfig struct {
 	MaxMessageBytes int64         // larger frames close with 1009
 	RateLimit       float64       // frames per second a client may send...
@@ -23,7 +24,7 @@ type ClientConfig struct {
 	PingInterval    time.Duration // how often the server pings
 	PongTimeout     time.Duration // silence after which the peer is dead
 	WriteTimeout    time.Duration // longest a single write may block
-	CloseGrace      time.Duration // how long to wait for the peer's close reply
+	CloseGrace      time.Duration // how long to wait for the peer's close reply (fixed)
 }
 
 // DefaultClientConfig returns the limits the issues fix as defaults.
@@ -48,6 +49,10 @@ func DefaultClientConfig() ClientConfig {
 // connection and it exits when the queue is empty, so an idle socket holds
 // one goroutine and no write buffer. gorilla's own writes are limited to
 // protocol-error closes, each a single atomic Write of one whole frame.
+//
+// A Hub binds itself to a client with bind (stats, and what to do when the
+// connection ends) and stops one with Close or kill; it never touches the
+// connection or those fields itself.
 type Client struct {
 	conn *websocket.Conn
 	raw  net.Conn
@@ -57,22 +62,27 @@ type Client struct {
 	UserID   int64
 	Username string
 
-	mu       sync.Mutex
-	queue    [][]byte // Frames waiting for the writer
-	spare    [][]byte // a small finished batch's array, reused by the next queue
-	writing  bool     // a writeLoop goroutine is running
-	inWrite  bool     // ...and is inside a write to the socket
-	closing  bool     // a close frame is queued or sent; no more data frames
-	closed   CloseReason
-	lastSeq  uint64 // highest Message.Seq queued, to drop stale pushes
-	channels []string
+	mu    sync.Mutex
+	queue [][]byte // Frames waiting for the writer
+	spare [][]byte // a small finished batch's array, reused by the next queue
+	// writing is true while no new writer may be started: a writeLoop
+	// goroutine is running, or Hold is in effect.
+	writing bool
+	inWrite bool // a writeLoop is inside a write to the socket
+	closing bool // a close frame is queued or sent; no more data frames
+	// closeSent is made by Close and closed by the writer once the close
+	// frame is written (or writing failed), so Serve tears the connection
+	// down only after the close frame has gone out (RFC 6455 §7.1.2).
+	closeSent chan struct{}
+	lastSeq   uint64 // highest Message.Seq queued, to drop stale pushes
+	channels  []string
 
 	deadline time.Time // the write deadline set on raw (writeLoop only)
-	onDone   func()    // set by Hub.Add: leave every channel
+	onDone   func()    // set by bind: leave every channel
 	// OnFinish, if set before Serve, runs when the connection has ended,
 	// before the hub lets Shutdown return (a leave announcement).
 	OnFinish func()
-	stats    *Stats // set by Hub.Add; nil for a client outside a hub
+	stats    *Stats // set by bind; nil for a client outside a hub
 }
 
 // NewClient wraps an upgraded connection. cfg is shared, not copied: every
@@ -85,6 +95,9 @@ func NewClient(conn *websocket.Conn, cfg *ClientConfig) *Client {
 		c.enqueueControl(makeFrame(opPong, []byte(data)))
 		return nil
 	})
+	// The peer's Close is answered with a Close echoing its status code
+	// (RFC 6455 §5.5.1); Serve then waits for that frame to be written
+	// before closing TCP.
 	conn.SetCloseHandler(func(code int, text string) error {
 		if code == websocket.CloseNoStatusReceived {
 			code = websocket.CloseNormalClosure
@@ -94,6 +107,25 @@ func NewClient(conn *websocket.Conn, cfg *ClientConfig) *Client {
 	})
 	conn.SetPongHandler(func(string) error { return c.extendDeadline() })
 	return c
+}
+
+// bind attaches the hub's stats and the function that runs when the read
+// loop ends (after OnFinish). The hub calls it before c is visible to
+// anything that may Close it.
+func (c *Client) bind(stats *Stats, onDone func()) {
+	c.stats, c.onDone = stats, onDone
+}
+
+// kill drops the connection at once, without a close handshake: what
+// shutdown does to a socket whose peer never answered.
+func (c *Client) kill() { c.raw.Close() }
+
+// Reject closes c with r and drains its reads in the background until the
+// peer answers or CloseGrace passes: the one way a handler refuses a socket
+// it has accepted (bad token, bad group, shutdown).
+func (c *Client) Reject(r CloseReason) {
+	c.Close(r)
+	go c.Serve(func([]byte) {}, func([]byte) {})
 }
 
 // Hold stops the writer from starting until Release, so frames queued in
@@ -197,9 +229,18 @@ func (c *Client) Close(r CloseReason) {
 		return
 	}
 	c.closing = true
-	c.closed = r
-	dropped := len(c.queue)
-	c.queue = append(c.queue[:0], closeFrame(r.Code, r.Reason))
+	c.closeSent = make(chan struct{})
+	// Queued data frames are dropped; pongs stay, so a Ping that came
+	// before a Close is answered before it (RFC 6455 §5.5.2).
+	kept := c.queue[:0]
+	for _, f := range c.queue {
+		if len(f) > 0 && f[0] == finBit|opPong {
+			kept = append(kept, f)
+		}
+	}
+	dropped := len(c.queue) - len(kept)
+	clear(c.queue[len(kept):])
+	c.queue = append(kept, closeFrame(r.Code, r.Reason))
 	c.startWriterLocked()
 	c.mu.Unlock()
 	c.count(func(s *Stats) {
@@ -213,7 +254,7 @@ func (c *Client) Close(r CloseReason) {
 }
 
 // writeLoop is the only goroutine that writes frames: it takes the whole
-// queue and sends it with one writev, until the queue is empty.
+// queue and sends it with writeBatch, until the queue is empty.
 func (c *Client) writeLoop() {
 	// Let every goroutine that is ready to run (other senders' read loops)
 	// go first: whatever they publish meanwhile joins this batch. Under
@@ -254,6 +295,10 @@ func (c *Client) writeLoop() {
 			c.closing = true
 			c.queue = nil
 			c.writing = false
+			if c.closeSent != nil {
+				close(c.closeSent)
+				c.closeSent = nil
+			}
 			c.mu.Unlock()
 			if err != nil {
 				c.raw.Close()
@@ -323,9 +368,12 @@ var errTooBig = errors.New("message too big")
 // is passed to onText (binary frames to onBinary; nil onBinary refuses
 // them with 1003). A violation closes this client with its code and the
 // loop keeps draining until the peer answers, so the close frame is read
-// before the TCP connection goes. Serve closes the connection and Done.
+// before the TCP connection goes. When the peer closes first, Serve waits
+// (at most WriteTimeout) for the echoed close frame to be written. Then it
+// closes the connection and runs OnFinish and the hub's onDone.
 func (c *Client) Serve(onText func([]byte), onBinary func([]byte)) {
 	defer func() {
+		c.awaitCloseSent()
 		c.raw.Close()
 		if c.OnFinish != nil {
 			c.OnFinish()
@@ -345,13 +393,14 @@ func (c *Client) Serve(onText func([]byte), onBinary func([]byte)) {
 			c.mu.Lock()
 			if !c.closing {
 				// Peer vanished (EOF, reset, pong timeout) without a close
-				// handshake: nothing more can be sent.
+				// handshake, or broke the protocol (gorilla has answered
+				// with its own close): nothing more can be sent.
 				c.closing = true
-				c.closed = CloseReason{Code: websocket.CloseAbnormalClosure}
+				code := websocket.CloseAbnormalClosure
 				if ce := (*websocket.CloseError)(nil); errors.As(err, &ce) {
-					c.closed = CloseReason{Code: ce.Code, Reason: ce.Text}
+					code = ce.Code
 				}
-				c.count(func(s *Stats) { s.closed(c.closed.Code) })
+				c.count(func(s *Stats) { s.closed(code) })
 			}
 			c.mu.Unlock()
 			return
@@ -387,6 +436,23 @@ func (c *Client) Serve(onText func([]byte), onBinary func([]byte)) {
 		} else {
 			c.Close(CloseUnsupported)
 		}
+	}
+}
+
+// awaitCloseSent waits until a queued close frame has been written, or
+// WriteTimeout, so the connection is not torn down under it.
+func (c *Client) awaitCloseSent() {
+	c.mu.Lock()
+	sent := c.closeSent
+	c.mu.Unlock()
+	if sent == nil {
+		return
+	}
+	t := time.NewTimer(c.cfg.WriteTimeout)
+	defer t.Stop()
+	select {
+	case <-sent:
+	case <-t.C:
 	}
 }
 

@@ -12,10 +12,6 @@ type controlEvent struct {
 	Reason string `json:"reason"`
 }
 
-// ListenControl subscribes this process to ControlChannel. Call it once
-// after SetBroker.
-func (h *Hub) ListenControl() { h.broker.Subscribe(ControlChannel) }
-
 // Revoke closes every socket of userID, in every process, with 4003 and
 // reason. Every broker delivers to this process before it returns, so the
 // local sockets close even with Redis down; the other processes hear it
@@ -28,8 +24,15 @@ func (h *Hub) Revoke(userID int64, reason string) {
 
 // RevokeErr is Revoke, reporting whether the other processes were told.
 func (h *Hub) RevokeErr(ctx context.Context, userID int64, reason string) error {
+	return PublishRevoke(ctx, h.broker, userID, reason)
+}
+
+// PublishRevoke tells every process on b to close userID's sockets with
+// 4003 and reason. It needs no hub: `switchboard setactive` calls it on a
+// broker of its own.
+func PublishRevoke(ctx context.Context, b Broker, userID int64, reason string) error {
 	payload := Encode(controlEvent{Type: "revoke", UserID: userID, Reason: reason})
-	return h.broker.Publish(ctx, ControlChannel, Message{Payload: payload})
+	return b.Publish(ctx, ControlChannel, Message{Payload: payload})
 }
 
 func (h *Hub) handleControl(msg Message) {

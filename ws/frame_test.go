@@ -85,7 +85,7 @@ func FuzzDecodeWire(f *testing.F) {
 		if !ok {
 			return
 		}
-		b := &RedisBroker{node: node}
+		b := &RedisBroker{conn: &RedisConn{node: node}}
 		if again := b.encode(msg); string(again) != s && !strings.HasPrefix(s, node+"|0") {
 			// Round trip holds for canonical sequence numbers.
 			if _, m2, ok2 := decodeWire(string(again)); !ok2 || m2.Seq != msg.Seq || !bytes.Equal(m2.Payload, msg.Payload) {

@@ -37,14 +37,15 @@ type channel struct {
 // ErrHubClosed is returned by Join once shutdown has begun.
 var ErrHubClosed = errors.New("hub closed")
 
-// NewHub returns an empty hub. Call SetBroker before the first Join (the
-// broker needs Deliver and the hub needs the broker).
-func NewHub() *Hub {
-	return &Hub{channels: map[string]*channel{}, clients: map[*Client]struct{}{}}
+// NewHub returns an empty hub on the channel layer b: it starts b with the
+// hub's deliver and subscribes to ControlChannel, so the hub is ready to
+// use (as centrifuge's node registers itself with its broker once).
+func NewHub(b Broker) *Hub {
+	h := &Hub{broker: b, channels: map[string]*channel{}, clients: map[*Client]struct{}{}}
+	b.Start(h.deliver)
+	b.Subscribe(ControlChannel)
+	return h
 }
-
-// SetBroker sets the channel layer the hub subscribes through.
-func (h *Hub) SetBroker(b Broker) { h.broker = b }
 
 // Add registers c with the hub (for shutdown and revocation) and removes it
 // from every channel when its read loop ends. Call it before c.Serve.
@@ -54,12 +55,11 @@ func (h *Hub) Add(c *Client) error {
 		h.mu.Unlock()
 		return ErrHubClosed
 	}
-	// Set before c is visible in h.clients: Shutdown may Close it at once.
-	c.stats = &h.Stats
-	c.onDone = func() {
+	// Bound before c is visible in h.clients: Shutdown may Close it at once.
+	c.bind(&h.Stats, func() {
 		h.remove(c)
 		h.wg.Done()
-	}
+	})
 	h.clients[c] = struct{}{}
 	h.wg.Add(1)
 	h.mu.Unlock()
@@ -135,9 +135,9 @@ func (h *Hub) remove(c *Client) {
 	h.mu.Unlock()
 }
 
-// Deliver fans msg out to this process's members of channel: the frame is
-// built once and shared. It is the Deliver a broker is built with.
-func (h *Hub) Deliver(name string, msg Message) {
+// deliver fans msg out to this process's members of channel: the frame is
+// built once and shared. It is the Deliver the hub starts its broker with.
+func (h *Hub) deliver(name string, msg Message) {
 	if name == ControlChannel {
 		h.handleControl(msg)
 		return
@@ -163,19 +163,6 @@ func (h *Hub) Deliver(name string, msg Message) {
 // Publish sends msg to channel's members in every process.
 func (h *Hub) Publish(ctx context.Context, name string, msg Message) error {
 	return h.broker.Publish(ctx, name, msg)
-}
-
-// Members returns the local members of channel.
-func (h *Hub) Members(name string) []*Client {
-	h.mu.RLock()
-	ch := h.channels[name]
-	h.mu.RUnlock()
-	if ch == nil {
-		return nil
-	}
-	ch.mu.RLock()
-	defer ch.mu.RUnlock()
-	return append([]*Client(nil), ch.members...)
 }
 
 // CloseUser closes every local socket of userID with r and reports how
@@ -250,7 +237,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		for _, c := range all {
-			c.raw.Close()
+			c.kill()
 		}
 		return ctx.Err()
 	}

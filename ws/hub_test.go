@@ -26,10 +26,8 @@ func (b *recordingBroker) Unsubscribe(ch string) {
 }
 
 func TestHubSubscribesOnFirstMemberAndUnsubscribesOnLast(t *testing.T) {
-	h := NewHub()
 	b := &recordingBroker{}
-	b.deliver = h.Deliver
-	h.SetBroker(b)
+	h := NewHub(b)
 	cfg := DefaultClientConfig()
 	c1, c2 := &Client{cfg: &cfg}, &Client{cfg: &cfg}
 	h.Join("g", c1)
@@ -37,7 +35,7 @@ func TestHubSubscribesOnFirstMemberAndUnsubscribesOnLast(t *testing.T) {
 	h.Leave("g", c1)
 	h.Leave("g", c2)
 	h.Join("g", c1)
-	want := []string{"+g", "-g", "+g"}
+	want := []string{"+" + ControlChannel, "+g", "-g", "+g"}
 	if len(b.ops) != len(want) {
 		t.Fatalf("ops = %v, want %v", b.ops, want)
 	}
@@ -49,8 +47,7 @@ func TestHubSubscribesOnFirstMemberAndUnsubscribesOnLast(t *testing.T) {
 }
 
 func TestDeliverDropsStaleSeq(t *testing.T) {
-	h := NewHub()
-	h.SetBroker(NewMemoryBroker(h.Deliver))
+	h := NewHub(NewMemoryBroker())
 	cfg := DefaultClientConfig()
 	c := &Client{cfg: &cfg, writing: true} // no writer goroutine: inspect the queue
 	h.Join("s", c)

@@ -47,9 +47,15 @@ func ValidName(s string) bool {
 	return true
 }
 
-// Now formats t as the "ts" of every frame: RFC 3339 with fractional
+// FormatTS formats t as the "ts" of every frame: RFC 3339 with fractional
 // seconds, UTC.
-func Now(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+func FormatTS(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// The "type" of presence frames.
+const (
+	PresenceJoin  = "join"
+	PresenceLeave = "leave"
+)
 
 // Frames the server sends. Each is encoded once per message.
 type (
@@ -66,7 +72,7 @@ type (
 		TS    string `json:"ts"`
 	}
 	PresenceEvent struct {
-		Type string `json:"type"` // "join" or "leave"
+		Type string `json:"type"` // PresenceJoin or PresenceLeave
 		User string `json:"user"`
 	}
 	Publish struct {

@@ -76,3 +76,19 @@ func (p *MemoryPresence) List(_ context.Context, group string) ([]string, error)
 }
 
 func (p *MemoryPresence) Close() error { return nil }
+
+// groupUser is one user online in one group.
+type groupUser struct{ group, user string }
+
+// online returns every (group, user) pair with at least one socket.
+func (p *MemoryPresence) online() []groupUser {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []groupUser
+	for g, users := range p.counts {
+		for u := range users {
+			out = append(out, groupUser{g, u})
+		}
+	}
+	return out
+}

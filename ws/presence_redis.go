@@ -31,10 +31,10 @@ type RedisPresence struct {
 
 var _ Presence = (*RedisPresence)(nil)
 
-// NewRedisPresence returns presence on b's Redis, refreshing every ttl/3.
-func NewRedisPresence(b *RedisBroker, ttl time.Duration) *RedisPresence {
+// NewRedisPresence returns presence on conn, refreshing every ttl/3.
+func NewRedisPresence(conn *RedisConn, ttl time.Duration) *RedisPresence {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &RedisPresence{local: NewMemoryPresence(), client: b.client, prefix: b.prefix + "presence:", node: b.node, ttl: ttl, cancel: cancel}
+	p := &RedisPresence{local: NewMemoryPresence(), client: conn.client, prefix: conn.prefix + "presence:", node: conn.node, ttl: ttl, cancel: cancel}
 	p.wg.Add(1)
 	go p.refreshLoop(ctx)
 	return p
@@ -142,15 +142,7 @@ func (p *RedisPresence) refreshLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		p.local.mu.Lock()
-		type entry struct{ group, user string }
-		var entries []entry
-		for g, users := range p.local.counts {
-			for u := range users {
-				entries = append(entries, entry{g, u})
-			}
-		}
-		p.local.mu.Unlock()
+		entries := p.local.online()
 		pipe := p.client.Pipeline()
 		for _, e := range entries {
 			// Eval, not Run: a pipeline cannot fall back from EVALSHA.
@@ -168,12 +160,8 @@ func (p *RedisPresence) Close() error {
 	p.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	p.local.mu.Lock()
-	defer p.local.mu.Unlock()
-	for g, users := range p.local.counts {
-		for u := range users {
-			leaveScript.Run(ctx, p.client, []string{p.prefix + g}, p.args(u)...)
-		}
+	for _, e := range p.local.online() {
+		leaveScript.Run(ctx, p.client, []string{p.prefix + e.group}, p.args(e.user)...)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -81,12 +80,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	c.PingInterval = p.duration("WS_PING_INTERVAL", c.PingInterval)
 	c.PongTimeout = p.duration("WS_PONG_TIMEOUT", c.PongTimeout)
 	c.WriteTimeout = p.duration("WS_WRITE_TIMEOUT", c.WriteTimeout)
-	cfg.LoginRate = p.float("LOGIN_RATE_LIMIT", 5)
-	if cfg.LoginRate == 0 {
-		// 0 disables the limit; handlers.NewServer would read a zero
-		// LoginRate as "unset" and apply its default instead.
-		cfg.LoginRate = math.Inf(1)
-	}
+	cfg.LoginRate = p.float("LOGIN_RATE_LIMIT", 5) // 0 disables it
 	cfg.LoginBurst = p.integer("LOGIN_RATE_BURST", 20, 1)
 	cfg.BcryptCost = p.integer("BCRYPT_COST", 10, 4)
 	if p.err != nil {
@@ -111,7 +105,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		if cfg.Database.Dialect == models.Postgres {
 			return cfg, fmt.Errorf("JWT_SECRET (or JWT_SECRET_FILE, shared by every process) is required with PostgreSQL (generate one: openssl rand -hex 32)")
 		}
-		cfg.JWTSecretFile = cfg.Database.DSN + ".jwt-secret" // beside the SQLite file
+		cfg.JWTSecretFile = cfg.Database.SecretFile()
 	}
 	if cfg.RedisURL != "" && !strings.HasPrefix(cfg.RedisURL, "redis://") && !strings.HasPrefix(cfg.RedisURL, "rediss://") {
 		return cfg, fmt.Errorf("REDIS_URL must start with redis:// or rediss://")

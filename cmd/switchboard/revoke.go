@@ -22,14 +22,14 @@ import (
 // signed by the shared JWT secret.
 func revokeRemote(ctx context.Context, cfg Config, logger *slog.Logger, users *models.UserStore, userID int64, reason string, stdout io.Writer) error {
 	if cfg.RedisURL != "" {
-		b, err := ws.NewRedisBroker(ws.RedisOptions{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Logger: logger}, func(string, ws.Message) {})
+		conn, err := ws.DialRedis(cfg.RedisURL, cfg.RedisPrefix)
 		if err != nil {
 			return err
 		}
+		defer conn.Close()
+		b := ws.NewRedisBroker(conn, logger)
 		defer b.Close()
-		hub := ws.NewHub()
-		hub.SetBroker(b)
-		if err := hub.RevokeErr(ctx, userID, reason); err != nil {
+		if err := ws.PublishRevoke(ctx, b, userID, reason); err != nil {
 			return fmt.Errorf("setactive: user deactivated, but telling running servers through Redis failed: %w", err)
 		}
 		fmt.Fprintln(stdout, "open sockets on every server were told to close")
@@ -43,13 +43,13 @@ func revokeRemote(ctx context.Context, cfg Config, logger *slog.Logger, users *m
 	if err != nil {
 		return err
 	}
-	tok, err := auth.MintService("revoke", map[string]any{"revoke_user_id": userID}, time.Minute)
+	tok, err := auth.MintService("revoke", userID, time.Minute)
 	if err != nil {
 		return err
 	}
 	url := "http://" + dialable(cfg.Addr) + "/api/internal/revoke"
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
-	req.Header.Set("Authorization", "JWT "+tok)
+	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		fmt.Fprintf(stdout, "no server is running at %s: no open sockets to close\n", cfg.Addr)

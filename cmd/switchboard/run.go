@@ -102,7 +102,7 @@ func openDB(ctx context.Context, cfg Config, logger *slog.Logger) (*gorm.DB, err
 	if err != nil {
 		return nil, err
 	}
-	n, err := migrations.Up(ctx, sqlDB, string(cfg.Database.Dialect))
+	n, err := migrations.Up(ctx, sqlDB, cfg.Database.Dialect)
 	if err != nil {
 		sqlDB.Close()
 		return nil, err
@@ -173,6 +173,7 @@ type app struct {
 	auth     *middleware.Auth
 	hub      *ws.Hub
 	broker   ws.Broker
+	redis    *ws.RedisConn // nil with the in-process layer
 	presence ws.Presence
 	handler  http.Handler
 }
@@ -186,7 +187,7 @@ func newApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) 
 	if err != nil {
 		return nil, err
 	}
-	a := &app{db: db, hub: ws.NewHub()}
+	a := &app{db: db}
 	var metrics *handlers.Metrics // built once the channel layer is known
 	a.users = models.NewUserStore(db, models.PasswordHasher{Cost: cfg.BcryptCost})
 	a.auth, err = middleware.NewAuth(middleware.AuthConfig{
@@ -207,36 +208,35 @@ func newApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) 
 	checks := map[string]handlers.Check{"database": sqlDB.PingContext}
 	var redisUp func() bool // nil: in-process layer, no Redis metric
 	if cfg.RedisURL == "" {
-		a.broker = ws.NewMemoryBroker(a.hub.Deliver)
+		a.broker = ws.NewMemoryBroker()
 		a.presence = ws.NewMemoryPresence()
 	} else {
-		rb, err := ws.NewRedisBroker(ws.RedisOptions{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Logger: logger}, a.hub.Deliver)
+		a.redis, err = ws.DialRedis(cfg.RedisURL, cfg.RedisPrefix)
 		if err != nil {
 			closeDB(db)
 			return nil, err
 		}
-		rb.Start()
+		rb := ws.NewRedisBroker(a.redis, logger)
 		redisUp = rb.Up
 		a.broker = rb
-		a.presence = ws.NewRedisPresence(rb, cfg.PresenceTTL)
-		checks["redis"] = rb.Healthy
-		logger.Info("channel layer: redis", "prefix", rb.Prefix())
+		a.presence = ws.NewRedisPresence(a.redis, cfg.PresenceTTL)
+		checks["redis"] = a.redis.Healthy
+		logger.Info("channel layer: redis", "prefix", a.redis.Prefix())
 	}
-	a.hub.SetBroker(a.broker)
-	a.hub.ListenControl()
+	a.hub = ws.NewHub(a.broker)
 	metrics = handlers.NewMetrics(a.hub, redisUp)
 	a.handler = handlers.NewServer(handlers.Deps{
 		Logger:         logger,
 		Users:          a.users,
 		Status:         models.NewStatusStore(db),
 		PublishAPIKey:  cfg.PublishAPIKey,
-		QuietPresence:  !cfg.PresenceEvents,
+		PresenceEvents: cfg.PresenceEvents,
 		Checks:         checks,
 		Metrics:        metrics,
 		Auth:           a.auth,
 		Hub:            a.hub,
 		Presence:       a.presence,
-		Client:         cfg.Client,
+		ClientConfig:   cfg.Client,
 		AllowedOrigins: cfg.AllowedOrigins,
 		LoginRate:      cfg.LoginRate,
 		LoginBurst:     cfg.LoginBurst,
@@ -249,6 +249,9 @@ func newApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) 
 func (a *app) close() {
 	a.presence.Close()
 	a.broker.Close()
+	if a.redis != nil {
+		a.redis.Close()
+	}
 	closeDB(a.db)
 }
 

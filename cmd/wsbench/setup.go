@@ -230,7 +230,7 @@ func ensureUsers(ctx context.Context, dbURL string, names []string) (map[string]
 		return nil, target, err
 	}
 	defer sqlDB.Close()
-	if _, err := migrations.Up(ctx, sqlDB, string(target.Dialect)); err != nil {
+	if _, err := migrations.Up(ctx, sqlDB, target.Dialect); err != nil {
 		return nil, target, err
 	}
 
