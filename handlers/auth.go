@@ -115,8 +115,10 @@ func drfTokenError(c *gin.Context, logger *slog.Logger, err error) {
 	switch ae.Reason {
 	case middleware.ReasonTokenExpired:
 		drfErrors(c, "Signature has expired.")
-	case "refresh has expired":
+	case middleware.ReasonRefreshExpired:
 		drfErrors(c, "Refresh has expired.")
+	case middleware.ReasonOrigIatRequired:
+		drfErrors(c, "orig_iat field is required.")
 	case middleware.ReasonUserNotFound:
 		drfErrors(c, "User doesn't exist.")
 	case middleware.ReasonUserInactive:

@@ -45,9 +45,16 @@ func (u *User) JSON() UserJSON {
 	return UserJSON{ID: u.ID, Username: u.Username, Email: u.Email, IsActive: u.IsActive, IsStaff: u.IsStaff}
 }
 
-// NormalizeUsername applies NFKC, as Django's AbstractBaseUser does, so
-// "ａｌｉｃｅ" (full width) and "alice" are one name, not two look-alikes.
-func NormalizeUsername(name string) string { return norm.NFKC.String(name) }
+// NormalizeUsername is the one normalisation of every username that comes
+// in (registration, login, createuser, setactive, lookups): surrounding
+// whitespace is trimmed, as the CharFields of rest_framework_jwt's and
+// DRF's serializers do, and NFKC is applied, as Django's
+// AbstractBaseUser.normalize_username does, so "ａｌｉｃｅ" (full width)
+// and "alice" are one name, and a decomposed "é" (e + U+0301, as macOS
+// keyboards send it) logs in to the account registered with it.
+func NormalizeUsername(name string) string {
+	return norm.NFKC.String(strings.TrimSpace(name))
+}
 
 // MaxUsernameLength is Django's limit, in characters.
 const MaxUsernameLength = 150
@@ -178,8 +185,9 @@ func (s *UserStore) Get(ctx context.Context, id int64) (*User, error) {
 	return &u, nil
 }
 
-// GetByUsername loads a user by exact username.
+// GetByUsername loads a user by username, after NormalizeUsername.
 func (s *UserStore) GetByUsername(ctx context.Context, username string) (*User, error) {
+	username = NormalizeUsername(username)
 	// No stored name holds NUL or invalid UTF-8, and PostgreSQL refuses
 	// them in a query (an error, not "no rows"): answer not found here.
 	if !utf8.ValidString(username) || strings.ContainsRune(username, 0) {

@@ -2,6 +2,7 @@ package ws
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -33,14 +34,17 @@ func ChatGroup(username string) string {
 // MaxNameLength bounds group names and status keys.
 const MaxNameLength = 100
 
-// ValidName reports whether s is a valid group name or status key: 1–100
-// characters of letters, digits and - _ . :
+// ValidName is the one definition of a valid group name or status key:
+// 1–100 characters of Unicode letters, digits and - _ . : @ +. It admits
+// every group ChatGroup can make from a valid username (usernames allow
+// letters, digits and @ . + - _), so "chat-+" and "chat-@" work in the
+// group APIs too.
 func ValidName(s string) bool {
 	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > MaxNameLength {
 		return false
 	}
 	for _, r := range s {
-		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '-' && r != '_' && r != '.' && r != ':' {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("-_.:@+", r) {
 			return false
 		}
 	}
