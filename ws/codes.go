@@ -10,7 +10,6 @@ type CloseReason struct {
 // The close codes switchboard sends. 4000–4999 are ours; the rest are RFC
 // 6455's.
 var (
-	CloseNormal       = CloseReason{1000, "bye"}
 	CloseShutdown     = CloseReason{1001, "server shutting down"}
 	CloseUnsupported  = CloseReason{1003, "binary frames are not accepted here"}
 	CloseInvalidUTF8  = CloseReason{1007, "text frame is not valid utf-8"}
