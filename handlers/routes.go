@@ -6,6 +6,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"switchboard/middleware"
+	"switchboard/web"
 )
 
 // addRoutes is the one place every route is listed.
@@ -60,11 +61,17 @@ func addRoutes(r *gin.Engine, d Deps) {
 	both(r, http.MethodGet, "/ws/chat", handleChat(wsd))
 	both(r, http.MethodGet, "/ws/status/:key", handleStatusSocket(wsd, d.Status))
 
+	// The page: every file of its folder at its own path, index.html also
+	// at /, each with its Content-Type (.js as text/javascript).
 	if d.Page != nil {
-		page := http.FileServerFS(d.Page)
-		r.GET("/", gin.WrapH(page))
-		for _, f := range []string{"/app.js", "/style.css", "/index.html"} {
-			r.GET(f, gin.WrapH(page))
+		site, err := web.NewSite(d.Page)
+		if err != nil {
+			panic(err) // the page is embedded in the binary: unreadable is a build bug
+		}
+		page := gin.WrapH(site)
+		for _, p := range site.Paths() {
+			r.GET(p, page)
+			r.HEAD(p, page)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -520,4 +521,188 @@ func TestBrowserChat(t *testing.T) {
 	anna.checkClean()
 	bob.checkClean(probe)
 	t.Logf("browser part took %v", time.Since(started).Round(time.Millisecond))
+}
+
+// clientHarness is loaded into a page by TestBrowserClient: it imports
+// switchboard.js as any front end would and logs every event of the
+// clients it starts into window.sbt.log, as JSON-safe records.
+const clientHarness = `(async () => {
+	const m = await import('/switchboard.js');
+	const sbt = window.sbt = { m, log: [], clients: {}, offCalls: 0 };
+	sbt.start = (name, opts) => {
+		const c = new m.Switchboard(Object.assign({ reconnectAfterMs: () => 200 }, opts));
+		sbt.clients[name] = c;
+		for (const ev of ['connecting', 'open', 'close', 'welcome', 'message', 'join', 'leave', 'publish', 'status']) {
+			c.on(ev, (d, conn) => sbt.log.push({ ev, client: name, socket: conn.kind, d: JSON.parse(JSON.stringify(d)) }));
+		}
+		for (const ev of ['token', 'expiring', 'logout']) {
+			c.on(ev, (d) => sbt.log.push({ ev, client: name, socket: '', d: JSON.parse(JSON.stringify(d)) }));
+		}
+		return c;
+	};
+	sbt.count = (client, ev, socket) => sbt.log.filter(e => e.client === client && e.ev === ev && (!socket || e.socket === socket)).length;
+})()`
+
+// clientEvent is one record of window.sbt.log.
+type clientEvent struct {
+	Ev     string         `json:"ev"`
+	Client string         `json:"client"`
+	Socket string         `json:"socket"`
+	D      map[string]any `json:"d"`
+}
+
+// clientEvents returns what client logged, event names in evs (all if none).
+func clientEvents(u *browserUser, client string, evs ...string) []clientEvent {
+	u.t.Helper()
+	all := evalIn[[]clientEvent](u, `window.sbt.log`)
+	var out []clientEvent
+	for _, e := range all {
+		if e.Client == client && (len(evs) == 0 || slices.Contains(evs, e.Ev)) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// TestBrowserClient drives web/switchboard.js, the reusable client module,
+// in a real browser against a real server, with no page code involved:
+// the close-code mapping, listener removal, chat, publish and presence
+// events, token refresh at 80% of a short lifetime, reconnection after a
+// server restart (1001), a refused token (4001, then "logout"), and a
+// disabled account (4003).
+func TestBrowserClient(t *testing.T) {
+	chromiumPath(t)
+	c := newCluster(t, "")
+	c.extra = append(c.extra, "JWT_EXPIRATION=6s")
+	p := c.start("client")
+
+	ctx, cancel := context.WithTimeout(context.Background(), browserBudget)
+	t.Cleanup(cancel)
+
+	p.register("root", true)
+	carolTok, carolID := p.register("carol", false)
+	caraTok, _ := p.register("cara", false)
+
+	browser := startBrowser(t, ctx)
+	u := newBrowserUser(t, browser, "module", p.url("/"))
+	u.do("load switchboard.js", chromedp.Evaluate[chromedp.Void](clientHarness, chromedp.EvalAwaitPromise))
+
+	// The close-code mapping is by code, as the README's table says.
+	kinds := []struct {
+		code   int
+		kind   string
+		action string
+	}{
+		{1000, "normal", "stop"},
+		{1001, "going-away", "reconnect"},
+		{1003, "violation", "stop"},
+		{1006, "lost", "reconnect"},
+		{1007, "violation", "stop"},
+		{1008, "violation", "stop"},
+		{1009, "violation", "stop"},
+		{1011, "server-error", "reconnect"},
+		{1013, "overloaded", "reconnect"},
+		{4000, "bad-name", "stop"},
+		{4001, "auth", "refresh"},
+		{4003, "forbidden", "logout"},
+		{4999, "lost", "reconnect"}, // unknown codes: retried with backoff
+	}
+	for _, k := range kinds {
+		got := evalIn[map[string]any](u, fmt.Sprintf(`sbt.m.describeClose(%d)`, k.code))
+		if got["kind"] != k.kind || got["action"] != k.action || got["text"] == "" {
+			t.Errorf("describeClose(%d) = %v, want kind %q, action %q and a text", k.code, got, k.kind, k.action)
+		}
+	}
+	if got := evalIn[string](u, `sbt.m.describeClose(4003).text`); got != "Your account was disabled" {
+		t.Errorf("describeClose(4003).text = %q, want the page's disabled reason", got)
+	}
+	if bad := evalIn[[]float64](u, `Array.from({length: 12}, (_, i) => sbt.m.backoff(i + 1)).filter(ms => ms < 1000 || ms > 30000)`); len(bad) != 0 {
+		t.Errorf("backoff(1..12) has delays outside [1s, 30s]: %v", bad)
+	}
+
+	// carol's chat and status connect; cara joins the same group.
+	u.do("start carol", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+		const c = sbt.start('carol', { token: () => %q });
+		c.connectChat();
+		c.connectStatus('system');
+		const off = c.on('message', () => sbt.offCalls++);
+		off(); off(); // removed, and removing twice is harmless
+	})()`, carolTok)))
+	u.waitFor(waitStep, "carol's chat and status open", `() =>
+		sbt.count('carol', 'welcome') === 1 && sbt.count('carol', 'open', 'status') === 1 && sbt.count('carol', 'status') === 1`)
+	if w := clientEvents(u, "carol", "welcome"); len(w) != 1 || w[0].D["user"] != "carol" || w[0].D["group"] != "chat-c" {
+		t.Errorf("carol's welcome = %+v, want user carol in chat-c", w)
+	}
+	u.do("start cara", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`void sbt.start('cara', { token: %q }).connectChat()`, caraTok)))
+	u.waitFor(waitStep, "carol sees cara join", `() => sbt.log.some(e => e.client === 'carol' && e.ev === 'join' && e.d.user === 'cara')`)
+
+	if ok := evalIn[bool](u, `sbt.clients.carol.send('hello from the module')`); !ok {
+		t.Fatal("carol: client.send() = false on an open chat")
+	}
+	u.waitFor(waitStep, "cara gets carol's message", `() =>
+		sbt.log.some(e => e.client === 'cara' && e.ev === 'message' && e.d.user === 'carol' && e.d.text === 'hello from the module')`)
+	if code, body := p.call("POST", "/api/groups/chat-c/messages", "Api-Key "+c.apiKey, map[string]any{"data": map[string]any{"n": 1}}); code != 202 {
+		t.Fatalf("POST /api/groups/chat-c/messages = %d %s, want 202", code, body)
+	}
+	u.waitFor(waitStep, "carol gets the publish", `() => sbt.log.some(e => e.client === 'carol' && e.ev === 'publish' && e.d.data && e.d.data.n === 1)`)
+	if n := evalIn[int](u, `sbt.offCalls`); n != 0 {
+		t.Errorf("a removed listener was called %d times", n)
+	}
+	u.do("close cara", chromedp.Evaluate[chromedp.Void](`sbt.clients.cara.close()`))
+	u.waitFor(waitStep, "carol sees cara leave", `() => sbt.log.some(e => e.client === 'carol' && e.ev === 'leave' && e.d.user === 'cara')`)
+	if n := len(clientEvents(u, "cara", "close")); n != 0 {
+		t.Errorf("cara: %d close events after client.close(), want none", n)
+	}
+
+	// The token (6 s) is refreshed at 80% of its lifetime, by POST
+	// /api-token-refresh/, and the new one is announced. The restart below
+	// follows at once, well within the fresh token's lifetime.
+	u.waitFor(8*time.Second, "carol's token refreshed", `(old) => sbt.log.some(e =>
+		e.client === 'carol' && e.ev === 'token' && e.d.token !== old && sbt.clients.carol.token === e.d.token)`, carolTok)
+
+	// A restart closes with 1001 "going away"; the client reconnects by
+	// itself, through attempts that fail while the server is down.
+	p.stop()
+	p.run()
+	u.waitFor(waitStep, "carol reconnected after the restart", `() =>
+		sbt.count('carol', 'welcome') === 2 && sbt.count('carol', 'open', 'status') === 2`)
+	closes := clientEvents(u, "carol", "close")
+	if len(closes) == 0 || closes[0].D["code"] != float64(1001) || closes[0].D["kind"] != "going-away" || closes[0].D["reconnect"] != true {
+		t.Errorf("carol's first close = %+v, want 1001 going-away with reconnect", closes)
+	}
+	var codes []any
+	for _, e := range closes {
+		codes = append(codes, e.Socket, e.D["code"])
+		if e.D["reconnect"] != true {
+			t.Errorf("carol: close %+v during a restart did not reconnect", e.D)
+		}
+	}
+	t.Logf("carol's closes during the restart (socket, code): %v", codes)
+
+	// A token the server refuses (4001) that cannot be refreshed ends the
+	// session: "close" then "logout" of kind "auth", and nothing retries.
+	u.do("start a client with a bad token", chromedp.Evaluate[chromedp.Void](`void sbt.start('bad', { token: 'not.a.token' }).connectChat()`))
+	u.waitFor(waitStep, "the bad token's logout", `() => sbt.count('bad', 'logout') === 1`)
+	if got := clientEvents(u, "bad", "close", "logout"); len(got) != 2 || got[0].D["code"] != float64(4001) || got[0].D["action"] != "logout" || got[1].D["kind"] != "auth" {
+		t.Errorf("bad token: events %+v, want close 4001 (logout), then logout auth", got)
+	}
+	if !evalIn[bool](u, `sbt.clients.bad.closed`) {
+		t.Error("bad token: the client is not closed after logout")
+	}
+
+	// Disabling carol closes both her sockets with 4003: one "logout" of
+	// kind "forbidden" with the disabled text, and the client is closed.
+	if code, body := p.call("PATCH", fmt.Sprintf("/api/users/%d", carolID), "JWT "+p.login("root"), map[string]any{"is_active": false}); code != 200 {
+		t.Fatalf("PATCH /api/users/%d = %d %s, want 200", carolID, code, body)
+	}
+	u.waitFor(waitShort, "carol's logout", `() => sbt.count('carol', 'logout') === 1`)
+	if got := clientEvents(u, "carol", "logout"); got[0].D["kind"] != "forbidden" || got[0].D["text"] != "Your account was disabled" {
+		t.Errorf("carol's logout = %+v, want kind forbidden, text %q", got[0].D, "Your account was disabled")
+	}
+	before := evalIn[int](u, `sbt.log.length`)
+	time.Sleep(500 * time.Millisecond) // over two reconnect delays: nothing follows a logout
+	if after := evalIn[[]clientEvent](u, `sbt.log`); len(after) != before {
+		t.Errorf("events after the logout: %+v", after[before:])
+	}
+	u.checkClean()
 }
