@@ -1,22 +1,20 @@
 package models
 
 import (
-	"crypto/pbkdf2"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
-	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
 
 // PasswordHasher hashes and verifies passwords. New passwords are hashed
-// with bcrypt; Django's "pbkdf2_sha256$iter$salt$hash" strings verify too,
+// with bcrypt; every Django hash format verifies too (password_django.go),
 // so users imported from a Django database can log in and be rehashed.
 type PasswordHasher struct {
 	Cost int // bcrypt cost; bcrypt.DefaultCost when zero
+
+	timing *failureTiming // set by NewUserStore; nil: failures not equalised
 }
 
 // MinPasswordLength is the shortest password accepted for a new user.
@@ -41,9 +39,18 @@ func (p PasswordHasher) Hash(password string) (string, error) {
 
 // Verify reports whether password matches encoded, and whether encoded
 // should be replaced by a fresh Hash (it uses an older scheme or cost).
+// Every Django hasher verifies (password_django.go) and asks for a rehash;
+// an unusable or unknown hash costs what an unknown user costs. In a
+// UserStore, a failure takes as long as the slowest recent check (see
+// failureTiming).
 func (p PasswordHasher) Verify(encoded, password string) (ok, rehash bool) {
-	if strings.HasPrefix(encoded, "pbkdf2_sha256$") {
-		return verifyDjangoPBKDF2(encoded, password), true
+	defer func(start time.Time) { p.timing.done(start, ok) }(time.Now())
+	if ok, known := verifyDjango(encoded, password); known {
+		return ok, true
+	}
+	if !strings.HasPrefix(encoded, "$2") {
+		p.compareDummy(password)
+		return false, false
 	}
 	// bcrypt reads only the first 72 bytes: without this check a 72-byte
 	// password would match itself followed by anything.
@@ -65,6 +72,12 @@ var dummyHashes sync.Map // int → []byte
 
 // VerifyMissing spends the time a real Verify would, and always fails.
 func (p PasswordHasher) VerifyMissing(password string) {
+	defer p.timing.done(time.Now(), false)
+	p.compareDummy(password)
+}
+
+// compareDummy compares password against the dummy hash at p's cost.
+func (p PasswordHasher) compareDummy(password string) {
 	cost := p.Cost
 	if cost == 0 {
 		cost = bcrypt.DefaultCost
@@ -75,24 +88,4 @@ func (p PasswordHasher) VerifyMissing(password string) {
 		h, _ = dummyHashes.LoadOrStore(cost, b)
 	}
 	_ = bcrypt.CompareHashAndPassword(h.([]byte), []byte(password))
-}
-
-func verifyDjangoPBKDF2(encoded, password string) bool {
-	parts := strings.Split(encoded, "$")
-	if len(parts) != 4 {
-		return false
-	}
-	iter, err := strconv.Atoi(parts[1])
-	if err != nil || iter <= 0 || iter > 10_000_000 {
-		return false
-	}
-	want, err := base64.StdEncoding.DecodeString(parts[3])
-	if err != nil || len(want) == 0 {
-		return false
-	}
-	got, err := pbkdf2.Key(sha256.New, password, []byte(parts[2]), iter, len(want))
-	if err != nil {
-		return false
-	}
-	return subtle.ConstantTimeCompare(got, want) == 1
 }
