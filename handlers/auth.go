@@ -119,6 +119,8 @@ func drfTokenError(c *gin.Context, logger *slog.Logger, err error) {
 		drfErrors(c, "Refresh has expired.")
 	case middleware.ReasonOrigIatRequired:
 		drfErrors(c, "orig_iat field is required.")
+	case middleware.ReasonTokenRevoked:
+		drfErrors(c, "Token has been revoked.")
 	case middleware.ReasonUserNotFound:
 		drfErrors(c, "User doesn't exist.")
 	case middleware.ReasonUserInactive:

@@ -51,6 +51,7 @@ func NewMetrics(hub *ws.Hub, redisUp func() bool) *Metrics {
 		counter("switchboard_messages_out_total", "Frames queued to members (one per member per message).", hub.Stats.MessagesOut.Load),
 		counter("switchboard_frames_dropped_total", "Frames a member could not be given because it was closing or its queue was full.", hub.Stats.FramesDropped.Load),
 		counter("switchboard_slow_consumers_total", "Members closed with 1013 because their queue was full.", hub.Stats.SlowConsumers.Load),
+		counter("switchboard_protocol_errors_total", "switchboard.v1 frames answered with an error frame (malformed or unknown type).", hub.Stats.ProtocolErrors.Load),
 		closesCollector{hub},
 	)
 	if redisUp != nil {

@@ -35,6 +35,8 @@ func addRoutes(r *gin.Engine, d Deps) {
 	both(r, http.MethodPost, "/api/users", login, handleCreateUser(d.Logger, d.Users))
 	both(r, http.MethodGet, "/api/users", user, staff, handleListUsers(d.Logger, d.Users))
 	both(r, http.MethodGet, "/api/users/me", user, handleMe())
+	both(r, http.MethodPost, "/api/users/me/logout-all", user, handleLogoutAll(d.Users, d.Hub))
+	both(r, http.MethodPost, "/api/users/me/password", user, handleChangePassword(d.Users, d.Auth, d.Hub))
 	both(r, http.MethodGet, "/api/users/:id", user, staff, handleGetUser(d.Logger, d.Users))
 	both(r, http.MethodPatch, "/api/users/:id", user, staff, handleUpdateUser(d.Logger, d.Users, d.Hub))
 	both(r, http.MethodDelete, "/api/users/:id", user, staff, handleDeleteUser(d.Logger, d.Users, d.Hub))

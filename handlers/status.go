@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -108,22 +109,23 @@ func handleStatusSocket(d *wsDeps, store *models.StatusStore) gin.HandlerFunc {
 			client.Reject(ws.CloseBadGroup)
 			return
 		}
-		if _, ok := d.authenticate(c, client); !ok {
-			return
-		}
-		if err := d.hub.Join(ws.StatusChannel(key), client); err != nil {
-			client.Reject(ws.CloseShutdown)
-			return
-		}
-		s, err := store.Get(c.Request.Context(), key)
-		if err != nil {
-			d.logger.Error("read status", "key", key, "err", err)
-			client.Close(ws.CloseInternal)
-		} else {
-			client.SendSeq(statusFrame(s), s.Version)
-		}
-		// Subscribers only listen; what they send is read and ignored
-		// (still size-, UTF-8- and rate-checked).
-		go client.Serve(func([]byte) {}, nil)
+		// Subscribers only listen: legacy text frames are read and ignored
+		// (still size-, UTF-8- and rate-checked); switchboard.v1 takes
+		// auth and refresh frames.
+		s := &session{d: d, client: client, join: func(s *session, _ middleware.Claims) bool {
+			if err := d.hub.Join(ws.StatusChannel(key), client); err != nil {
+				s.close(ws.CloseShutdown)
+				return false
+			}
+			v, err := store.Get(context.Background(), key)
+			if err != nil {
+				d.logger.Error("read status", "key", key, "err", err)
+				s.close(ws.CloseInternal)
+				return false
+			}
+			client.SendSeq(statusFrame(v), v.Version)
+			return true
+		}}
+		s.serve(c)
 	}
 }

@@ -19,7 +19,7 @@ func handleCreateUser(logger *slog.Logger, users *models.UserStore) gin.HandlerF
 		Email    string `json:"email"`
 	}
 	return func(c *gin.Context) {
-		in, err := decode[request](c)
+		in, err := decodeOrForm[request](c)
 		if err != nil {
 			middleware.WriteError(c, err)
 			return
@@ -37,6 +37,51 @@ func handleCreateUser(logger *slog.Logger, users *models.UserStore) gin.HandlerF
 func handleMe() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		c.JSON(http.StatusOK, middleware.User(c).JSON())
+	}
+}
+
+// handleLogoutAll is POST /api/users/me/logout-all → 204: every token the
+// caller holds is refused from now on (401 "token revoked"), and their
+// sockets close with 4004 on every process within a second.
+func handleLogoutAll(users *models.UserStore, revoker Revoker) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		u, err := users.RevokeTokens(c.Request.Context(), middleware.User(c).ID)
+		if err != nil {
+			middleware.WriteError(c, err)
+			return
+		}
+		revoker.RevokeTokens(u.ID, u.TokenVersion)
+		c.Status(http.StatusNoContent)
+	}
+}
+
+// handleChangePassword is POST /api/users/me/password {"old_password",
+// "new_password"} → 200 {"token"}: the password changes, every other token
+// is revoked as by logout-all, and the returned token is the one that
+// stays valid.
+func handleChangePassword(users *models.UserStore, auth *middleware.Auth, revoker Revoker) gin.HandlerFunc {
+	type request struct {
+		OldPassword string `json:"old_password"`
+		NewPassword string `json:"new_password"`
+	}
+	return func(c *gin.Context) {
+		in, err := decode[request](c)
+		if err != nil {
+			middleware.WriteError(c, err)
+			return
+		}
+		u, err := users.ChangePassword(c.Request.Context(), middleware.User(c).ID, in.OldPassword, in.NewPassword)
+		if err != nil {
+			middleware.WriteError(c, err)
+			return
+		}
+		revoker.RevokeTokens(u.ID, u.TokenVersion)
+		tok, err := auth.Mint(u)
+		if err != nil {
+			middleware.WriteError(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"token": tok})
 	}
 }
 
@@ -82,15 +127,19 @@ func handleListUsers(logger *slog.Logger, users *models.UserStore) gin.HandlerFu
 // user is deactivated or deleted.
 type Revoker interface {
 	Revoke(userID int64, reason string)
+	// RevokeTokens closes the user's sockets whose token version is below
+	// version (4004), on every process.
+	RevokeTokens(userID, version int64)
 }
 
 // handleUpdateUser is PATCH /api/users/{id} (staff): is_active, is_staff,
 // email. Deactivating closes the user's sockets everywhere.
 func handleUpdateUser(logger *slog.Logger, users *models.UserStore, revoker Revoker) gin.HandlerFunc {
 	type request struct {
-		Email    *string `json:"email"`
-		IsActive *bool   `json:"is_active"`
-		IsStaff  *bool   `json:"is_staff"`
+		Email        *string `json:"email"`
+		IsActive     *bool   `json:"is_active"`
+		IsStaff      *bool   `json:"is_staff"`
+		RevokeTokens bool    `json:"revoke_tokens"`
 	}
 	return func(c *gin.Context) {
 		id, err := pathID(c)
@@ -103,13 +152,16 @@ func handleUpdateUser(logger *slog.Logger, users *models.UserStore, revoker Revo
 			middleware.WriteError(c, err)
 			return
 		}
-		u, err := users.Update(c.Request.Context(), id, models.UserPatch{Email: in.Email, IsActive: in.IsActive, IsStaff: in.IsStaff})
+		u, err := users.Update(c.Request.Context(), id, models.UserPatch{Email: in.Email, IsActive: in.IsActive, IsStaff: in.IsStaff, RevokeTokens: in.RevokeTokens})
 		if err != nil {
 			middleware.WriteError(c, err)
 			return
 		}
 		if !u.IsActive {
 			revoker.Revoke(u.ID, middleware.ReasonUserInactive)
+		}
+		if in.RevokeTokens {
+			revoker.RevokeTokens(u.ID, u.TokenVersion)
 		}
 		c.JSON(http.StatusOK, u.JSON())
 	}

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -27,6 +26,9 @@ func newUpgrader(logger *slog.Logger, allowed []string) *websocket.Upgrader {
 		allow[strings.ToLower(strings.TrimRight(o, "/"))] = true
 	}
 	return &websocket.Upgrader{
+		// switchboard.v1 is echoed when the client asks for it (RFC 6455
+		// §4.2.2); without it the legacy protocol is spoken.
+		Subprotocols: []string{ws.Subprotocol},
 		// A small read buffer and no write buffer (our writer sends
 		// prebuilt frames straight to the socket) keep idle sockets cheap.
 		ReadBufferSize:  512,
@@ -83,28 +85,6 @@ func (d *wsDeps) accept(c *gin.Context) *ws.Client {
 	return client
 }
 
-// authenticate checks ?token= with the REST code path and closes the
-// socket with 4001/4003 and the reason on failure.
-func (d *wsDeps) authenticate(c *gin.Context, client *ws.Client) (*models.User, bool) {
-	u, _, err := d.auth.Authenticate(c.Request.Context(), c.Query("token"))
-	if err != nil {
-		r := ws.CloseInternal
-		var ae *middleware.AuthError
-		if errors.As(err, &ae) {
-			r = ws.CloseReason{Code: ws.CodeUnauthenticated, Reason: ae.Reason}
-			if ae.Reason == middleware.ReasonUserNotFound || ae.Reason == middleware.ReasonUserInactive {
-				r.Code = ws.CodeForbidden
-			}
-		} else {
-			d.logger.Error("websocket auth", "err", err)
-		}
-		client.Reject(r)
-		return nil, false
-	}
-	client.UserID, client.Username = u.ID, u.Username
-	return u, true
-}
-
 // handleEcho is GET /ws/echo/: no auth; every frame comes back as sent.
 func handleEcho(d *wsDeps) gin.HandlerFunc {
 	return func(c *gin.Context) {
@@ -118,45 +98,52 @@ func handleEcho(d *wsDeps) gin.HandlerFunc {
 	}
 }
 
-// handleChat is GET /ws/chat/?token=<JWT>: the authenticated group chat.
+// handleChat is GET /ws/chat/: the authenticated group chat, in the
+// legacy protocol or switchboard.v1 (see session).
 func handleChat(d *wsDeps) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		client := d.accept(c)
 		if client == nil {
 			return
 		}
-		u, ok := d.authenticate(c, client)
-		if !ok {
-			return
-		}
-		group := ws.ChatGroup(u.Username)
-		channel := ws.GroupChannel(group)
-		// The welcome is queued before joining, so it is always the first
-		// frame, and held until the join, so a client that has read it is
-		// already a member.
-		client.Hold()
-		client.Send(ws.Encode(ws.Welcome{Type: "welcome", User: u.Username, Group: group}))
-		err := d.hub.Join(channel, client)
-		client.Release()
-		if err != nil {
-			client.Reject(ws.CloseShutdown)
-			return
-		}
-		d.announce(channel, group, u.Username, ws.PresenceJoin)
+		s := &session{d: d, client: client, join: d.joinChat, text: d.sendChat}
+		s.serve(c)
+	}
+}
 
-		username := u.Username
-		client.OnFinish = func() { d.announce(channel, group, username, ws.PresenceLeave) }
-		go func() {
-			client.Serve(func(text []byte) {
-				payload := ws.Encode(ws.ChatMessage{
-					Type: "message", Group: group, User: username,
-					Text: string(text), TS: ws.FormatTS(d.now()),
-				})
-				if err := d.hub.Publish(context.Background(), channel, ws.Message{Payload: payload}); err != nil {
-					d.logger.Warn("publish chat message", "group", group, "err", err)
-				}
-			}, nil)
-		}()
+// joinChat welcomes the user and joins the socket to its chat group. The
+// welcome is queued before joining, so it is always the first frame, and
+// held until the join, so a client that has read it is already a member.
+func (d *wsDeps) joinChat(s *session, claims middleware.Claims) bool {
+	u, client := s.user, s.client
+	group := ws.ChatGroup(u.Username)
+	channel := ws.GroupChannel(group)
+	client.Hold()
+	client.Send(ws.Encode(ws.Welcome{Type: "welcome", User: u.Username, Group: group, Exp: claims.Exp.Unix()}))
+	err := d.hub.Join(channel, client)
+	client.Release()
+	if err != nil {
+		s.close(ws.CloseShutdown)
+		return false
+	}
+	d.announce(channel, group, u.Username, ws.PresenceJoin)
+	username := u.Username
+	client.OnFinish = func() { d.announce(channel, group, username, ws.PresenceLeave) }
+	return true
+}
+
+// sendChat publishes one chat message to the sender's group; in
+// switchboard.v1 the sender's own copy carries the id it chose.
+func (d *wsDeps) sendChat(s *session, text, id string) {
+	group := ws.ChatGroup(s.user.Username)
+	m := ws.ChatMessage{Type: "message", Group: group, User: s.user.Username, Text: text, TS: ws.FormatTS(d.now())}
+	msg := ws.Message{Payload: ws.Encode(m)}
+	if id != "" {
+		m.ID = id
+		msg.Origin, msg.OriginPayload = s.client, ws.Encode(m)
+	}
+	if err := d.hub.Publish(context.Background(), ws.GroupChannel(group), msg); err != nil {
+		d.logger.Warn("publish chat message", "group", group, "err", err)
 	}
 }
 

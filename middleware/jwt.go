@@ -62,8 +62,10 @@ type AuthConfig struct {
 
 // NewAuth builds the gin-jwt middleware around users.
 func NewAuth(cfg AuthConfig, users UserLookup) (*Auth, error) {
-	if len(cfg.Secret) < 32 {
-		return nil, errors.New("JWT secret must be at least 32 bytes")
+	// A Django SECRET_KEY shorter than 32 characters is accepted while
+	// migrating (run warns at start-up); an empty key never is.
+	if len(cfg.Secret) == 0 {
+		return nil, errors.New("JWT secret must not be empty")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -102,7 +104,7 @@ func NewAuth(cfg AuthConfig, users UserLookup) (*Auth, error) {
 				}
 				return false
 			}
-			u, err := a.activeUser(c.Request.Context(), claims.UserID)
+			u, err := a.activeUser(c.Request.Context(), claims)
 			var ae *AuthError
 			if errors.As(err, &ae) {
 				c.Set(contextReason, ae.Reason)
@@ -185,7 +187,7 @@ func (a *Auth) Mint(u *models.User) (string, error) {
 	now := a.now()
 	return SignToken(a.key, Claims{
 		UserID: u.ID, Username: u.Username, Email: u.Email,
-		Exp: now.Add(a.lifetime), OrigIat: now,
+		Exp: now.Add(a.lifetime), OrigIat: now, Version: u.TokenVersion,
 	})
 }
 
@@ -224,7 +226,7 @@ func (a *Auth) Authenticate(ctx context.Context, token string) (*models.User, Cl
 		a.failed(err.(*AuthError).Reason)
 		return nil, Claims{}, err
 	}
-	u, err := a.activeUser(ctx, claims.UserID)
+	u, err := a.activeUser(ctx, claims)
 	if err != nil {
 		var ae *AuthError
 		if errors.As(err, &ae) {
@@ -235,11 +237,13 @@ func (a *Auth) Authenticate(ctx context.Context, token string) (*models.User, Cl
 	return u, claims, nil
 }
 
-// activeUser loads user id and refuses missing or inactive users. Checking
-// the database on every request is what makes deactivation revoke tokens
-// at once, before they expire.
-func (a *Auth) activeUser(ctx context.Context, id int64) (*models.User, error) {
-	u, err := a.users.Get(ctx, id)
+// activeUser loads the token's user and refuses missing or inactive users
+// and revoked tokens (a token version below the user's). Checking the
+// database on every request is what makes deactivation and revocation
+// take effect at once, before tokens expire; the version rides on the same
+// lookup, so revocation costs no extra round trip.
+func (a *Auth) activeUser(ctx context.Context, claims Claims) (*models.User, error) {
+	u, err := a.users.Get(ctx, claims.UserID)
 	if models.ErrorCode(err) == models.ENOTFOUND {
 		return nil, &AuthError{ReasonUserNotFound}
 	} else if err != nil {
@@ -247,6 +251,9 @@ func (a *Auth) activeUser(ctx context.Context, id int64) (*models.User, error) {
 	}
 	if !u.IsActive {
 		return nil, &AuthError{ReasonUserInactive}
+	}
+	if claims.Version < u.TokenVersion {
+		return nil, &AuthError{ReasonTokenRevoked}
 	}
 	return u, nil
 }
@@ -269,13 +276,13 @@ func (a *Auth) Refresh(ctx context.Context, token string) (string, error) {
 	if a.now().After(claims.OrigIat.Add(a.maxRefresh)) {
 		return "", &AuthError{ReasonRefreshExpired}
 	}
-	u, err := a.activeUser(ctx, claims.UserID)
+	u, err := a.activeUser(ctx, claims)
 	if err != nil {
 		return "", err
 	}
 	return SignToken(a.key, Claims{
 		UserID: u.ID, Username: u.Username, Email: u.Email,
-		Exp: a.now().Add(a.lifetime), OrigIat: claims.OrigIat,
+		Exp: a.now().Add(a.lifetime), OrigIat: claims.OrigIat, Version: u.TokenVersion,
 	})
 }
 

@@ -16,6 +16,10 @@ const (
 	ReasonTokenInvalid = "token invalid"
 	ReasonUserNotFound = "user not found"
 	ReasonUserInactive = "user inactive"
+	// ReasonTokenRevoked: the token was issued before the user's last
+	// "log out everywhere", password change or staff revocation (REST 401,
+	// close 4004: log in again rather than refresh).
+	ReasonTokenRevoked = "token revoked"
 
 	// Refresh only (answered in rest_framework_jwt's words by handlers).
 	ReasonRefreshExpired  = "refresh has expired"
@@ -35,6 +39,9 @@ type Claims struct {
 	// refreshes. Zero when absent: rest_framework_jwt only adds it with
 	// JWT_ALLOW_REFRESH, which is off by default.
 	OrigIat time.Time
+	// Version is "token_version", the user's token version when the token
+	// was first issued (absent: 0, as in every Django-minted token).
+	Version int64
 	Scope   string // "scope": set only in service tokens (MintService)
 	Target  int64  // "target_user_id": the user a service token acts on
 }
@@ -52,6 +59,8 @@ func SignToken(secret []byte, c Claims) (string, error) {
 	}
 	if c.Scope != "" {
 		m["scope"], m["target_user_id"] = c.Scope, c.Target
+	} else {
+		m["token_version"] = c.Version
 	}
 	return gojwt.NewWithClaims(gojwt.SigningMethodHS256, m).SignedString(secret)
 }
@@ -87,7 +96,7 @@ func (a *Auth) claimsFrom(m jwt.MapClaims) (Claims, error) {
 		return s, ok
 	}
 	var c Claims
-	var ok [9]bool
+	var ok [10]bool
 	var exp, origIat, nbf float64
 	c.UserID, ok[0] = whole("user_id")
 	exp, ok[1] = num("exp", true)
@@ -98,6 +107,7 @@ func (a *Auth) claimsFrom(m jwt.MapClaims) (Claims, error) {
 	c.Email, ok[6] = str("email")
 	c.Scope, ok[7] = str("scope")
 	c.Target, ok[8] = whole("target_user_id")
+	c.Version, ok[9] = whole("token_version")
 	for _, good := range ok {
 		if !good {
 			return Claims{}, invalid

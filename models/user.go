@@ -27,6 +27,9 @@ type User struct {
 	PasswordHash string
 	IsActive     bool
 	IsStaff      bool
+	// TokenVersion is the version a token must carry to be accepted; see
+	// RevokeTokens.
+	TokenVersion int64
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }
@@ -116,6 +119,8 @@ type UserPatch struct {
 	Email    *string
 	IsActive *bool
 	IsStaff  *bool
+	// RevokeTokens ends every token issued so far (see RevokeTokens).
+	RevokeTokens bool
 }
 
 // UserStore reads and writes users.
@@ -254,6 +259,9 @@ func (s *UserStore) Update(ctx context.Context, id int64, patch UserPatch) (*Use
 	if patch.IsStaff != nil {
 		changes["is_staff"] = *patch.IsStaff
 	}
+	if patch.RevokeTokens {
+		changes["token_version"] = gorm.Expr("token_version + 1")
+	}
 	if len(changes) > 0 {
 		changes["updated_at"] = time.Now()
 		res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).Updates(changes)
@@ -265,6 +273,57 @@ func (s *UserStore) Update(ctx context.Context, id int64, patch UserPatch) (*Use
 		}
 	}
 	return s.Get(ctx, id)
+}
+
+// RevokeTokens ends every token user id holds: it raises the user's token
+// version, so tokens issued before (carrying a lower version, or none) are
+// refused, and returns the user with the new version, for which fresh
+// tokens are minted.
+func (s *UserStore) RevokeTokens(ctx context.Context, id int64) (*User, error) {
+	return s.Update(ctx, id, UserPatch{RevokeTokens: true})
+}
+
+// ChangePassword checks oldPassword, stores newPassword (validated and
+// hashed like a new user's) and revokes the user's tokens in the same
+// statement. A wrong old password is an EINVALID error on old_password.
+func (s *UserStore) ChangePassword(ctx context.Context, id int64, oldPassword, newPassword string) (*User, error) {
+	u, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if ok, _ := s.hasher.Verify(u.PasswordHash, oldPassword); !ok {
+		return nil, FieldError(EINVALID, "old_password", "wrong password")
+	}
+	if err := ValidatePassword(newPassword); err != nil {
+		return nil, fieldRenamed(err, "password", "new_password")
+	}
+	hash, err := s.hasher.Hash(newPassword)
+	if err != nil {
+		return nil, fmt.Errorf("hash password: %w", err)
+	}
+	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).Updates(map[string]any{
+		"password_hash": hash,
+		"token_version": gorm.Expr("token_version + 1"),
+		"updated_at":    time.Now(),
+	})
+	if res.Error != nil {
+		return nil, fmt.Errorf("change password of user %d: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nil, Errorf(ENOTFOUND, "user not found")
+	}
+	return s.Get(ctx, id)
+}
+
+// fieldRenamed returns err with its field renamed (a validation shared by
+// two forms whose fields are named differently).
+func fieldRenamed(err error, from, to string) error {
+	var e *Error
+	if !errors.As(err, &e) || e.Fields[from] == "" {
+		return err
+	}
+	msg := e.Fields[from]
+	return FieldError(e.Code, to, msg)
 }
 
 // Delete removes user id.

@@ -12,6 +12,11 @@ import "context"
 type Message struct {
 	Payload []byte
 	Seq     uint64
+	// Origin, when set, is the local client that sent the message; it gets
+	// OriginPayload instead of Payload (its own copy, carrying the id it
+	// chose). Neither crosses to other processes.
+	Origin        *Client
+	OriginPayload []byte
 }
 
 // Broker is the channel layer (in the Django Channels sense): it carries

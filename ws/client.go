@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -25,6 +26,9 @@ type ClientConfig struct {
 	PongTimeout     time.Duration // silence after which the peer is dead
 	WriteTimeout    time.Duration // longest a single write may block
 	CloseGrace      time.Duration // how long to wait for the peer's close reply (fixed)
+	AuthTimeout     time.Duration // switchboard.v1 without ?token=: wait this long for the auth frame
+	TokenGrace      time.Duration // a token is enforced this long after its exp...
+	EnforceExpiry   bool          // ...when this is true (WS_TOKEN_EXPIRY=enforce)
 }
 
 // DefaultClientConfig returns the limits the issues fix as defaults.
@@ -38,6 +42,9 @@ func DefaultClientConfig() ClientConfig {
 		PongTimeout:     60 * time.Second,
 		WriteTimeout:    10 * time.Second,
 		CloseGrace:      2 * time.Second,
+		AuthTimeout:     10 * time.Second,
+		TokenGrace:      30 * time.Second,
+		EnforceExpiry:   true,
 	}
 }
 
@@ -58,16 +65,22 @@ type Client struct {
 	raw  net.Conn
 	cfg  *ClientConfig // shared by every client; never written
 
-	// UserID and Username identify the authenticated user (zero for /ws/echo/).
+	// UserID and Username identify the authenticated user (zero for
+	// /ws/echo/ and before a switchboard.v1 auth frame). Set them before
+	// the client joins a group.
 	UserID   int64
 	Username string
+
+	// expires is when the token stops being valid, unix seconds (0: never
+	// checked); version is the token's version. Both change on refresh.
+	expires atomic.Int64
+	version atomic.Int64
 
 	mu    sync.Mutex
 	queue [][]byte // Frames waiting for the writer
 	spare [][]byte // a small finished batch's array, reused by the next queue
-	// writing is true while no new writer may be started: a writeLoop
-	// goroutine is running, or Hold is in effect.
-	writing bool
+	writing bool // a writeLoop goroutine is running
+	held    bool // Hold is in effect: no writer takes a batch until Release
 	inWrite bool // a writeLoop is inside a write to the socket
 	closing bool // a close frame is queued or sent; no more data frames
 	// closeSent is made by Close and closed by the writer once the close
@@ -109,6 +122,33 @@ func NewClient(conn *websocket.Conn, cfg *ClientConfig) *Client {
 	return c
 }
 
+// Subprotocol returns the subprotocol negotiated at the upgrade ("" for
+// none).
+func (c *Client) Subprotocol() string { return c.conn.Subprotocol() }
+
+// SetToken records the current token's expiry (zero: not enforced) and
+// version, for the hub's expiry sweep and revocation.
+func (c *Client) SetToken(exp time.Time, version int64) {
+	var unix int64
+	if !exp.IsZero() {
+		unix = exp.Unix()
+	}
+	c.expires.Store(unix)
+	c.version.Store(version)
+}
+
+func (c *Client) tokenVersion() int64 { return c.version.Load() }
+
+// expiredAt reports whether the token expired more than TokenGrace before
+// now.
+func (c *Client) expiredAt(now time.Time) bool {
+	exp := c.expires.Load()
+	return exp != 0 && now.After(time.Unix(exp, 0).Add(c.cfg.TokenGrace))
+}
+
+// CountProtocolError counts a malformed or unknown switchboard.v1 frame.
+func (c *Client) CountProtocolError() { c.count(func(s *Stats) { s.ProtocolErrors.Add(1) }) }
+
 // bind attaches the hub's stats and the function that runs when the read
 // loop ends (after OnFinish). The hub calls it before c is visible to
 // anything that may Close it.
@@ -132,16 +172,18 @@ func (c *Client) Reject(r CloseReason) {
 // between (a welcome, then whatever the group sends once the client has
 // joined) go out together and in order: a client that has read its
 // welcome is already a member.
+// A writer already running (frames sent before, e.g. switchboard.v1
+// error frames) stops at its next batch.
 func (c *Client) Hold() {
 	c.mu.Lock()
-	c.writing = true
+	c.held = true
 	c.mu.Unlock()
 }
 
 // Release undoes Hold and starts the writer for whatever is queued.
 func (c *Client) Release() {
 	c.mu.Lock()
-	c.writing = false
+	c.held = false
 	if len(c.queue) > 0 {
 		c.startWriterLocked()
 	}
@@ -212,7 +254,7 @@ func (c *Client) count(f func(*Stats)) {
 }
 
 func (c *Client) startWriterLocked() {
-	if !c.writing {
+	if !c.writing && (!c.held || c.closing) {
 		c.writing = true
 		go c.writeLoop()
 	}
@@ -264,7 +306,7 @@ func (c *Client) writeLoop() {
 	for {
 		c.mu.Lock()
 		batch := c.queue
-		if len(batch) == 0 {
+		if len(batch) == 0 || c.held && !c.closing {
 			c.writing = false
 			c.mu.Unlock()
 			return

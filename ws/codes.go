@@ -18,6 +18,9 @@ var (
 	CloseInternal     = CloseReason{1011, "internal error"}
 	CloseSlowConsumer = CloseReason{1013, "slow consumer"}
 	CloseBadGroup     = CloseReason{4000, "bad group"}
+	CloseTokenExpired = CloseReason{CodeUnauthenticated, "token expired"}
+	CloseTokenMissing = CloseReason{CodeUnauthenticated, "token missing"}
+	CloseTokenRevoked = CloseReason{CodeRevoked, "token revoked"}
 )
 
 // Close codes for authentication failures; the reason is one of the
@@ -25,4 +28,7 @@ var (
 const (
 	CodeUnauthenticated = 4001 // token missing, expired or invalid
 	CodeForbidden       = 4003 // user not found or inactive
+	// CodeRevoked: the token was revoked ("log out everywhere", password
+	// change): log in again; refreshing will not help (unlike 4001).
+	CodeRevoked = 4004
 )

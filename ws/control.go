@@ -7,9 +7,10 @@ import (
 
 // controlEvent is a message on ControlChannel.
 type controlEvent struct {
-	Type   string `json:"type"` // "revoke"
-	UserID int64  `json:"user_id"`
-	Reason string `json:"reason"`
+	Type    string `json:"type"` // "revoke" or "revoke_tokens"
+	UserID  int64  `json:"user_id"`
+	Reason  string `json:"reason,omitempty"`  // revoke
+	Version int64  `json:"version,omitempty"` // revoke_tokens: the user's new token version
 }
 
 // Revoke closes every socket of userID, in every process, with 4003 and
@@ -27,6 +28,14 @@ func (h *Hub) RevokeErr(ctx context.Context, userID int64, reason string) error 
 	return PublishRevoke(ctx, h.broker, userID, reason)
 }
 
+// RevokeTokens closes, on every process, userID's sockets whose token
+// version is below version (4004 "token revoked"). Like Revoke, this
+// process's sockets close even with the channel layer down.
+func (h *Hub) RevokeTokens(userID, version int64) {
+	payload := Encode(controlEvent{Type: "revoke_tokens", UserID: userID, Version: version})
+	_ = h.broker.Publish(context.Background(), ControlChannel, Message{Payload: payload})
+}
+
 // PublishRevoke tells every process on b to close userID's sockets with
 // 4003 and reason. It needs no hub: `switchboard setactive` calls it on a
 // broker of its own.
@@ -40,7 +49,11 @@ func (h *Hub) handleControl(msg Message) {
 	if err := json.Unmarshal(msg.Payload, &ev); err != nil {
 		return
 	}
-	if ev.Type == "revoke" && ev.UserID != 0 {
+	switch {
+	case ev.UserID == 0:
+	case ev.Type == "revoke":
 		h.CloseUser(ev.UserID, CloseReason{CodeForbidden, ev.Reason})
+	case ev.Type == "revoke_tokens":
+		h.CloseRevoked(ev.UserID, ev.Version)
 	}
 }

@@ -152,7 +152,11 @@ func (h *Hub) deliver(name string, msg Message) {
 	ch.mu.RLock()
 	n := 0
 	for _, c := range ch.members {
-		if c.enqueue(f, msg.Seq) {
+		cf := f
+		if c == msg.Origin && msg.OriginPayload != nil {
+			cf = TextFrame(msg.OriginPayload)
+		}
+		if c.enqueue(cf, msg.Seq) {
 			n++
 		}
 	}
@@ -208,6 +212,51 @@ func (h *Hub) RunPinger(ctx context.Context, interval time.Duration) {
 		}
 		clear(all)
 	}
+}
+
+// RunExpiry closes, once a second until ctx is done, every client whose
+// token expired more than its TokenGrace ago (4001 "token expired"): one
+// process-wide sweep instead of a timer per socket.
+func (h *Hub) RunExpiry(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var expired []*Client
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			h.mu.RLock()
+			for c := range h.clients {
+				if c.expiredAt(now) {
+					expired = append(expired, c)
+				}
+			}
+			h.mu.RUnlock()
+			for _, c := range expired {
+				c.Close(CloseTokenExpired)
+			}
+			clear(expired)
+			expired = expired[:0]
+		}
+	}
+}
+
+// CloseRevoked closes, with 4004 "token revoked", every local socket of
+// userID whose token version is below version.
+func (h *Hub) CloseRevoked(userID, version int64) int {
+	h.mu.RLock()
+	var victims []*Client
+	for c := range h.clients {
+		if c.UserID == userID && c.tokenVersion() < version {
+			victims = append(victims, c)
+		}
+	}
+	h.mu.RUnlock()
+	for _, c := range victims {
+		c.Close(CloseTokenRevoked)
+	}
+	return len(victims)
 }
 
 // Counts returns the number of local clients and channels (for metrics).

@@ -67,6 +67,7 @@ type (
 		Type  string `json:"type"` // "welcome"
 		User  string `json:"user"`
 		Group string `json:"group"`
+		Exp   int64  `json:"exp,omitempty"` // the token's expiry, unix seconds
 	}
 	ChatMessage struct {
 		Type  string `json:"type"` // "message"
@@ -74,6 +75,21 @@ type (
 		User  string `json:"user"`
 		Text  string `json:"text"`
 		TS    string `json:"ts"`
+		// ID is the sender's own id for its message (switchboard.v1),
+		// only in the sender's copy.
+		ID string `json:"id,omitempty"`
+	}
+	// Refreshed answers a switchboard.v1 refresh (and an auth frame on an
+	// already authenticated socket).
+	Refreshed struct {
+		Type string `json:"type"` // "refreshed"
+		Exp  int64  `json:"exp"`  // unix seconds
+	}
+	// ErrorFrame answers a switchboard.v1 frame the server cannot use; the
+	// socket stays open.
+	ErrorFrame struct {
+		Type   string `json:"type"` // "error"
+		Reason string `json:"reason"`
 	}
 	PresenceEvent struct {
 		Type string `json:"type"` // PresenceJoin or PresenceLeave

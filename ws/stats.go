@@ -13,6 +13,9 @@ type Stats struct {
 	MessagesOut   atomic.Int64 // frames queued to members
 	FramesDropped atomic.Int64 // frames a member could not be given (queue full or closing)
 	SlowConsumers atomic.Int64 // members closed with 1013
+	// ProtocolErrors counts switchboard.v1 frames answered with an error
+	// frame (malformed JSON, unknown type).
+	ProtocolErrors atomic.Int64
 
 	mu     sync.Mutex
 	closes map[int]int64 // close codes sent or received, by code
