@@ -1,10 +1,12 @@
 package handlers
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 
@@ -28,6 +30,13 @@ func decode[T any](c *gin.Context) (T, error) {
 	if err != nil {
 		return v, err
 	}
+	return unmarshal[T](body)
+}
+
+// unmarshal is decode's JSON step: a field of the wrong type is a 400
+// naming the field, anything else malformed a plain 400.
+func unmarshal[T any](body []byte) (T, error) {
+	var v T
 	if err := json.Unmarshal(body, &v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
@@ -36,6 +45,27 @@ func decode[T any](c *gin.Context) (T, error) {
 		return v, models.Errorf(models.EINVALID, "malformed JSON body")
 	}
 	return v, nil
+}
+
+// decodeOrForm is decode for the Django-shaped POST /api/users/: it also
+// takes the url-encoded and multipart forms decodeFields takes, whose
+// fields become the object's string fields.
+func decodeOrForm[T any](c *gin.Context) (T, error) {
+	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if mt != "application/x-www-form-urlencoded" && mt != "multipart/form-data" {
+		return decode[T](c)
+	}
+	fields, err := decodeFields(c)
+	if err != nil {
+		var v T
+		return v, err
+	}
+	b, err := json.Marshal(fields)
+	if err != nil {
+		var v T
+		return v, err
+	}
+	return unmarshal[T](b)
 }
 
 func requireContentType(c *gin.Context, want ...string) error {
@@ -62,10 +92,12 @@ func readBody(c *gin.Context) ([]byte, error) {
 }
 
 // decodeFields reads a flat object of string fields from JSON or, as
-// Django REST framework also accepts, a url-encoded form. It is used by the
-// rest_framework_jwt endpoints so Django-era clients keep working.
+// Django REST framework's default parsers also accept, a url-encoded or
+// multipart form (a browser's FormData). It is used by the
+// rest_framework_jwt endpoints so Django-era clients keep working. Every
+// type is bounded by readBody's 1 MiB.
 func decodeFields(c *gin.Context) (map[string]string, error) {
-	if err := requireContentType(c, "application/json", "application/x-www-form-urlencoded"); err != nil {
+	if err := requireContentType(c, "application/json", "application/x-www-form-urlencoded", "multipart/form-data"); err != nil {
 		return nil, err
 	}
 	body, err := readBody(c)
@@ -73,8 +105,9 @@ func decodeFields(c *gin.Context) (map[string]string, error) {
 		return nil, err
 	}
 	out := map[string]string{}
-	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
-	if mt == "application/x-www-form-urlencoded" {
+	mt, params, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	switch mt {
+	case "application/x-www-form-urlencoded":
 		form, err := url.ParseQuery(string(body))
 		if err != nil {
 			return nil, models.Errorf(models.EINVALID, "malformed form body")
@@ -83,6 +116,8 @@ func decodeFields(c *gin.Context) (map[string]string, error) {
 			out[k] = form.Get(k)
 		}
 		return out, nil
+	case "multipart/form-data":
+		return multipartFields(body, params["boundary"])
 	}
 	var raw map[string]any
 	if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
@@ -94,4 +129,35 @@ func decodeFields(c *gin.Context) (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// multipartFields reads the fields of a multipart/form-data body. As with
+// url-encoded forms the first value of a repeated field wins; file parts
+// are not fields and are skipped.
+func multipartFields(body []byte, boundary string) (map[string]string, error) {
+	malformed := models.Errorf(models.EINVALID, "malformed multipart body")
+	if boundary == "" {
+		return nil, malformed
+	}
+	out := map[string]string{}
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return out, nil
+		} else if err != nil {
+			return nil, malformed
+		}
+		name := p.FormName()
+		if name == "" || p.FileName() != "" {
+			continue
+		}
+		v, err := io.ReadAll(p)
+		if err != nil {
+			return nil, malformed
+		}
+		if _, dup := out[name]; !dup {
+			out[name] = string(v)
+		}
+	}
 }
