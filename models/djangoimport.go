@@ -304,7 +304,8 @@ func equalPtr(a, b *string) bool {
 // Close finishes the import. On PostgreSQL it moves the users id sequence
 // past every id in the table, so users registered afterwards get ids above
 // the imported ones (SQLite's AUTOINCREMENT already counts explicit ids).
-// It returns the next id PostgreSQL will give, or 0 when nothing moved.
+// It returns the next id PostgreSQL will give when it moved the sequence,
+// else 0 (never lowering it: a re-import changes nothing).
 func (im *DjangoImport) Close(ctx context.Context) (int64, error) {
 	if im.dryRun || im.maxID == 0 || im.db.Dialector.Name() != string(Postgres) {
 		return 0, nil
@@ -312,8 +313,8 @@ func (im *DjangoImport) Close(ctx context.Context) (int64, error) {
 	var next int64
 	err := im.db.WithContext(ctx).Raw(`
 		SELECT setval(pg_get_serial_sequence('users', 'id'), m) + 1
-		FROM (SELECT GREATEST(MAX(id), COALESCE(pg_sequence_last_value(pg_get_serial_sequence('users', 'id')::regclass), 0)) AS m FROM users) t
-		WHERE m > 0`).Scan(&next).Error
+		FROM (SELECT MAX(id) AS m FROM users) t
+		WHERE m > COALESCE(pg_sequence_last_value(pg_get_serial_sequence('users', 'id')::regclass), 0)`).Scan(&next).Error
 	if err != nil {
 		return 0, fmt.Errorf("move the users id sequence: %w", err)
 	}

@@ -98,9 +98,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if cfg.JWTExpiration <= 0 || cfg.JWTRefreshExpiration <= 0 {
 		return cfg, fmt.Errorf("JWT_EXPIRATION and JWT_REFRESH_EXPIRATION must be positive")
 	}
-	if cfg.JWTSecret != "" && len(cfg.JWTSecret) < 32 {
-		return cfg, fmt.Errorf("JWT_SECRET must be at least 32 characters")
-	}
+	// A JWT_SECRET shorter than minJWTSecret (32) is accepted (a Django
+	// SECRET_KEY may be, while migrating); jwtSecret warns at start-up.
 	if cfg.JWTSecret == "" && cfg.JWTSecretFile == "" {
 		if cfg.Database.Dialect == models.Postgres {
 			return cfg, fmt.Errorf("JWT_SECRET (or JWT_SECRET_FILE, shared by every process) is required with PostgreSQL (generate one: openssl rand -hex 32)")

@@ -36,6 +36,13 @@ commands:
                                          from stdin (or a prompt on a terminal)
   setactive U true|false                 activate or deactivate user U; a
                                          deactivated user's sockets are closed
+  importusers --from-django URL [--table auth_user] | --from-dumpdata FILE|-
+              [--model auth.user] [--dry-run]
+                                         import Django's users with their ids
+                                         and password hashes; URL is
+                                         sqlite:///path/db.sqlite3 or
+                                         postgres://… (read-only); running it
+                                         again imports only what changed
   help                                   show this text
 
 Configuration comes from the environment; see README.md.
@@ -74,6 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return createUser(ctx, cfg, logger, args, stdin, stdout)
 	case "setactive":
 		return setActive(ctx, cfg, logger, args, stdout)
+	case "importusers":
+		return importUsers(ctx, cfg, logger, args, stdin, stdout)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
@@ -119,12 +128,20 @@ func closeDB(db *gorm.DB) error {
 	return sqlDB.Close()
 }
 
+// minJWTSecret is the shortest JWT_SECRET accepted without a warning.
+const minJWTSecret = 32
+
 // jwtSecret returns JWT_SECRET, or the secret kept in JWTSecretFile (beside
 // the SQLite file in embedded mode), generating that file on first start.
 // Processes racing to create it agree: O_EXCL lets one win and the others
 // read what it wrote.
 func jwtSecret(cfg Config, logger *slog.Logger) ([]byte, error) {
 	if cfg.JWTSecret != "" {
+		if len(cfg.JWTSecret) < minJWTSecret {
+			logger.Warn("JWT_SECRET IS SHORTER THAN 32 CHARACTERS: tokens signed with it can be forged by brute force. "+
+				"Accepted only so a Django SECRET_KEY works while migrating; set a long random JWT_SECRET (openssl rand -hex 32) once Django no longer issues tokens",
+				"length", len(cfg.JWTSecret), "minimum", minJWTSecret)
+		}
 		return []byte(cfg.JWTSecret), nil
 	}
 	path := cfg.JWTSecretFile
