@@ -1,18 +1,22 @@
 package main
 
-// These tests check the Docker set-up without a Docker engine:
+// These tests check the Docker set-up without a Docker engine, reading each
+// file with the tool or library that reads it for real:
 //
-//   - TestComposeFile reads docker-compose.yml as Compose would (YAML merge
-//     keys, ${VAR} interpolation from .env.example) and checks the services,
-//     their wiring and that their environment passes loadConfig.
-//   - TestComposeMatchesDockerCompose asks Debian's docker-compose for the
-//     same resolution, so that the interpolation here cannot drift from it.
-//   - TestComposeDockerfile checks the Dockerfile's stages, then runs its
-//     `go build` line (less -trimpath, see dockerBuild) on the files
-//     .dockerignore lets into the build context, and checks that the binary
-//     is static and stripped and is what ENTRYPOINT runs.
+//   - TestComposeFile checks docker-compose.yml as Debian's docker-compose
+//     1.29 resolves it with .env.example (`docker-compose config` prints the
+//     file merged and fully interpolated): the services, their wiring, and
+//     that their environment passes loadConfig.
+//   - TestComposeDefaults checks that without .env docker-compose resolves
+//     the file exactly as with .env.example, and that the file reads exactly
+//     the variables .env.example documents.
+//   - TestComposeDockerfile reads the Dockerfile with BuildKit's parser, runs
+//     its `go build` line (split by a POSIX shell parser, less -trimpath, see
+//     dockerBuild) on the files .dockerignore lets into the build context
+//     (matched by moby/patternmatcher, Docker's own matcher), and checks that
+//     the binary is static and stripped and is what ENTRYPOINT runs.
 //   - TestComposeStack runs that binary as the stack does: `migrate` once,
-//     then two `serve` processes, each with the environment docker-compose.yml
+//     then two `serve` processes, each with the environment docker-compose
 //     gives it, only the hosts postgres and redis pointed at the test servers
 //     and the listen port made free.
 //
@@ -26,23 +30,29 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	dockerparser "github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
+	"mvdan.cc/sh/v3/expand"
+	"mvdan.cc/sh/v3/syntax"
 
 	"switchboard/models"
 )
@@ -50,219 +60,83 @@ import (
 // repoRoot is the repository root, seen from this package's directory.
 const repoRoot = "../.."
 
-// composeFile is the part of docker-compose.yml these tests read, after
-// interpolation. Only the forms the file uses are accepted (exec-form
-// command, environment as a map, short-form ports and volumes), so that a
-// change of form fails here instead of being half-checked.
+func repoPath(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join(repoRoot, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// composeFile is the part of `docker-compose config` output these tests
+// read. Only the forms the file uses are accepted (exec-form command,
+// short-form ports and volumes), so that a change of form fails here
+// instead of being half-checked.
 type composeFile struct {
-	Services map[string]composeService `json:"services"`
-	Volumes  map[string]any            `json:"volumes"`
+	Services map[string]composeService `yaml:"services"`
+	Volumes  map[string]any            `yaml:"volumes"`
 }
 
 type composeService struct {
-	Image       string                       `json:"image"`
-	Build       any                          `json:"build"`
-	Entrypoint  any                          `json:"entrypoint"`
-	Command     []string                     `json:"command"`
-	Environment map[string]string            `json:"environment"`
-	DependsOn   map[string]composeDependency `json:"depends_on"`
+	Image string `yaml:"image"`
+	Build *struct {
+		Context    string `yaml:"context"`
+		Dockerfile string `yaml:"dockerfile"`
+	} `yaml:"build"`
+	Entrypoint  any               `yaml:"entrypoint"`
+	Command     []string          `yaml:"command"`
+	Environment map[string]string `yaml:"environment"`
+	DependsOn   map[string]struct {
+		Condition string `yaml:"condition"`
+	} `yaml:"depends_on"`
 	Healthcheck *struct {
-		Test []string `json:"test"`
-	} `json:"healthcheck"`
-	Volumes []string `json:"volumes"`
-	Ports   []string `json:"ports"`
+		Test []string `yaml:"test"`
+	} `yaml:"healthcheck"`
+	Volumes []string `yaml:"volumes"`
+	Ports   []string `yaml:"ports"`
 }
 
-type composeDependency struct {
-	Condition string `json:"condition"`
-}
-
-// loadCompose parses docker-compose.yml and interpolates it with vars, the
-// variables an .env file would give (nil: no .env). It returns the file, its
-// top-level keys and the variables it referenced.
-func loadCompose(t *testing.T, vars map[string]string) (composeFile, []string, []string) {
+// composeConfig is docker-compose.yml as Debian's docker-compose resolves it
+// with envFile as its .env ("" for none). It skips the test when
+// docker-compose is not installed.
+func composeConfig(t *testing.T, envFile string) composeFile {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "docker-compose.yml"))
+	bin, err := exec.LookPath("docker-compose")
 	if err != nil {
-		t.Fatal(err)
+		t.Skip("docker-compose not found on PATH: install Debian's docker-compose 1.29 (scripts/test.sh does)")
 	}
-	var raw map[string]any
-	if err := yaml.Unmarshal(b, &raw); err != nil {
-		t.Fatalf("parse docker-compose.yml: %v", err)
+	if envFile == "" {
+		envFile = filepath.Join(t.TempDir(), "empty.env")
+		if err := os.WriteFile(envFile, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	refs := map[string]bool{}
-	v, err := interpolateTree(raw, vars, refs)
+	cmd := exec.Command(bin, "--env-file", envFile, "--project-directory", repoPath(t, "."),
+		"-f", repoPath(t, "docker-compose.yml"), "config")
+	// Only the env file may supply variables.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("docker-compose.yml: %v", err)
-	}
-	cf := decodeCompose(t, v)
-	return cf, sortedKeys(raw), sortedKeys(refs)
-}
-
-// decodeCompose turns a parsed, interpolated compose tree into composeFile.
-func decodeCompose(t *testing.T, v any) composeFile {
-	t.Helper()
-	j, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("docker-compose config (env file %s): %v\n%s", envFile, err, stderr.String())
 	}
 	var cf composeFile
-	if err := json.Unmarshal(j, &cf); err != nil {
-		t.Fatalf("docker-compose.yml is not in the form these tests read: %v", err)
+	if err := yaml.Unmarshal(out, &cf); err != nil {
+		t.Fatalf("docker-compose config output is not in the form these tests read: %v\n%s", err, out)
 	}
 	return cf
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-// interpolateTree interpolates every string value (Compose never
-// interpolates keys).
-func interpolateTree(v any, vars map[string]string, refs map[string]bool) (any, error) {
-	switch v := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			r, err := interpolateTree(e, vars, refs)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", k, err)
-			}
-			out[k] = r
-		}
-		return out, nil
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			r, err := interpolateTree(e, vars, refs)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = r
-		}
-		return out, nil
-	case string:
-		return interpolate(v, vars, refs)
-	}
-	return v, nil
-}
-
-var varName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*`)
-
-// interpolate expands what both Compose versions agree on: $$, $VAR,
-// ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message} and
-// ${VAR?message}, with defaults that hold no further $.
-func interpolate(s string, vars map[string]string, refs map[string]bool) (string, error) {
-	var b strings.Builder
-	for {
-		i := strings.IndexByte(s, '$')
-		if i < 0 {
-			b.WriteString(s)
-			return b.String(), nil
-		}
-		b.WriteString(s[:i])
-		s = s[i+1:]
-		switch {
-		case strings.HasPrefix(s, "$"):
-			b.WriteByte('$')
-			s = s[1:]
-		case strings.HasPrefix(s, "{"):
-			end := strings.IndexByte(s, '}')
-			if end < 0 {
-				return "", fmt.Errorf("unterminated ${ in %q", s)
-			}
-			expr := s[1:end]
-			s = s[end+1:]
-			name := varName.FindString(expr)
-			if name == "" {
-				return "", fmt.Errorf("bad variable ${%s}", expr)
-			}
-			refs[name] = true
-			val, set := vars[name]
-			op, arg := expr[len(name):], ""
-			for _, o := range []string{":-", ":?", "-", "?"} {
-				if strings.HasPrefix(op, o) {
-					op, arg = o, op[len(o):]
-					break
-				}
-			}
-			if strings.Contains(arg, "$") {
-				return "", fmt.Errorf("nested interpolation in ${%s}: docker-compose 1.29 cannot read it", expr)
-			}
-			switch op {
-			case "":
-			case ":-":
-				if val == "" {
-					val = arg
-				}
-			case "-":
-				if !set {
-					val = arg
-				}
-			case ":?", "?":
-				if !set || (op == ":?" && val == "") {
-					return "", fmt.Errorf("variable %s is required: %s", name, arg)
-				}
-			default:
-				return "", fmt.Errorf("unsupported ${%s}", expr)
-			}
-			b.WriteString(val)
-		default:
-			name := varName.FindString(s)
-			if name == "" {
-				return "", fmt.Errorf("lone $ before %q: write $$ for a literal $", s)
-			}
-			refs[name] = true
-			b.WriteString(vars[name])
-			s = s[len(name):]
-		}
-	}
-}
-
-// readEnvFile reads an .env file in the form both Compose versions read
-// alike: KEY=value lines, # comments, no quotes, no export.
-func readEnvFile(t *testing.T, name string) map[string]string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	vars := map[string]string{}
-	for n, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || varName.FindString(k) != k {
-			t.Fatalf("%s:%d: %q is not KEY=value", name, n+1, line)
-		}
-		if strings.ContainsAny(v, `"'$#`) || v != strings.TrimSpace(v) {
-			t.Fatalf("%s:%d: %s's value has quotes, $, # or outer spaces, which Compose versions read differently", name, n+1, k)
-		}
-		if _, dup := vars[k]; dup {
-			t.Fatalf("%s:%d: %s set twice", name, n+1, k)
-		}
-		vars[k] = v
-	}
-	return vars
 }
 
 // switchboardServices splits the services built from this repository into
 // the migration job and the servers (sorted by name).
 func switchboardServices(t *testing.T, cf composeFile) (migrate string, servers []string) {
 	t.Helper()
-	for _, name := range sortedKeys(cf.Services) {
+	for _, name := range slices.Sorted(maps.Keys(cf.Services)) {
 		s := cf.Services[name]
-		if s.Build == nil {
-			continue
-		}
 		switch {
+		case s.Build == nil:
 		case slices.Equal(s.Command, []string{"migrate"}):
 			if migrate != "" {
 				t.Errorf("services %s and %s both run migrate", migrate, name)
@@ -280,10 +154,18 @@ func switchboardServices(t *testing.T, cf composeFile) (migrate string, servers 
 	return migrate, servers
 }
 
+// containerArgs is the command line a service's container runs: the
+// service's command, else the image's CMD.
+func containerArgs(s composeService, d dockerfile) []string {
+	if s.Command != nil {
+		return s.Command
+	}
+	return d.cmd
+}
+
 // parsePort splits a short-form port mapping [IP:]HOST:CONTAINER[/tcp].
 func parsePort(s string) (hostIP, host, container string, err error) {
-	s = strings.TrimSuffix(s, "/tcp")
-	parts := strings.Split(s, ":")
+	parts := strings.Split(strings.TrimSuffix(s, "/tcp"), ":")
 	switch len(parts) {
 	case 2:
 		return "", parts[0], parts[1], nil
@@ -293,74 +175,34 @@ func parsePort(s string) (hostIP, host, container string, err error) {
 	return "", "", "", fmt.Errorf("port %q: want [IP:]HOST:CONTAINER", s)
 }
 
-func envGetter(env map[string]string) func(string) string {
-	return func(k string) string { return env[k] }
-}
-
 func TestComposeFile(t *testing.T) {
-	example := readEnvFile(t, ".env.example")
-	cf, top, refs := loadCompose(t, example)
+	cf := composeConfig(t, repoPath(t, ".env.example"))
+	df := readDockerfile(t)
 
-	// Keys one of the two Compose versions rejects or ignores.
+	// Keys one of the two Compose versions rejects or ignores (the output
+	// of docker-compose config always has a version, so read the file).
+	var raw map[string]any
+	if err := yaml.Unmarshal(readRepoFile(t, "docker-compose.yml"), &raw); err != nil {
+		t.Fatal(err)
+	}
 	for _, k := range []string{"version", "name", "include"} {
-		if slices.Contains(top, k) {
+		if _, ok := raw[k]; ok {
 			t.Errorf("docker-compose.yml has top-level %q: remove it (Compose v2 warns on version, docker-compose 1.29 rejects name and include)", k)
 		}
 	}
 
-	// A fresh clone has no .env: the defaults in the file must be the
-	// values .env.example documents, and each must be used.
-	bare, _, _ := loadCompose(t, nil)
-	if !reflect.DeepEqual(bare, cf) {
-		for _, name := range sortedKeys(cf.Services) {
-			with, without := cf.Services[name], bare.Services[name]
-			for _, k := range sortedKeys(with.Environment) {
-				if with.Environment[k] != without.Environment[k] {
-					t.Errorf("service %s: %s = %q without .env, %q with .env.example; make the default in docker-compose.yml match", name, k, without.Environment[k], with.Environment[k])
-				}
-			}
-			if reflect.DeepEqual(with.Environment, without.Environment) && !reflect.DeepEqual(with, without) {
-				t.Errorf("service %s differs without .env:\n  without: %+v\n  with .env.example: %+v", name, without, with)
-			}
-		}
+	// PostgreSQL: official image, data in a named volume; Redis: official
+	// image; both with a healthcheck.
+	pg, rd := cf.Services["postgres"], cf.Services["redis"]
+	if !strings.HasPrefix(pg.Image, "postgres:") || !strings.HasPrefix(rd.Image, "redis:") {
+		t.Fatalf("postgres, redis images = %q, %q, want the official postgres:TAG and redis:TAG", pg.Image, rd.Image)
 	}
-	for _, k := range refs {
-		if _, ok := example[k]; !ok {
-			t.Errorf("docker-compose.yml reads ${%s}, which .env.example does not document", k)
-		}
-	}
-	for _, k := range sortedKeys(example) {
-		if !slices.Contains(refs, k) {
-			t.Errorf(".env.example sets %s, which docker-compose.yml never reads", k)
-		}
-	}
-
-	// PostgreSQL: official image, data in a named volume, a healthcheck.
-	pg, ok := cf.Services["postgres"]
-	if !ok {
-		t.Fatal("no postgres service")
-	}
-	if !strings.HasPrefix(pg.Image, "postgres:") {
-		t.Errorf("postgres image = %q, want the official postgres:TAG", pg.Image)
-	}
-	namedData := false
-	for _, v := range pg.Volumes {
+	if !slices.ContainsFunc(pg.Volumes, func(v string) bool {
 		src, dst, _ := strings.Cut(v, ":")
-		dst, _, _ = strings.Cut(dst, ":")
-		if _, declared := cf.Volumes[src]; declared && dst == "/var/lib/postgresql/data" {
-			namedData = true
-		}
-	}
-	if !namedData {
+		_, declared := cf.Volumes[src]
+		return declared && strings.HasPrefix(dst+":", "/var/lib/postgresql/data:")
+	}) {
 		t.Errorf("postgres volumes = %q, want a top-level named volume on /var/lib/postgresql/data", pg.Volumes)
-	}
-	// Redis: official image.
-	rd, ok := cf.Services["redis"]
-	if !ok {
-		t.Fatal("no redis service")
-	}
-	if !strings.HasPrefix(rd.Image, "redis:") {
-		t.Errorf("redis image = %q, want the official redis:TAG", rd.Image)
 	}
 	for name, s := range map[string]composeService{"postgres": pg, "redis": rd} {
 		if s.Healthcheck == nil || len(s.Healthcheck.Test) < 2 || s.Healthcheck.Test[0] != "CMD" {
@@ -376,14 +218,17 @@ func TestComposeFile(t *testing.T) {
 	hostPorts := map[string]string{}
 	for _, name := range append([]string{migrate}, servers...) {
 		s := cf.Services[name]
-		if ctx, ok := s.Build.(string); !ok || ctx != "." {
-			t.Errorf("service %s: build = %v, want \".\" (the Dockerfile at the root)", name, s.Build)
+		if s.Build.Context != repoPath(t, ".") || s.Build.Dockerfile != "" {
+			t.Errorf("service %s: build = %+v, want \".\" (the Dockerfile at the root)", name, *s.Build)
 		}
 		if s.Image != "" {
 			t.Errorf("service %s: image = %q alongside build; leave it out so each service builds (from cache) rather than pulls", name, s.Image)
 		}
 		if s.Entrypoint != nil {
 			t.Errorf("service %s: entrypoint = %v; the image's ENTRYPOINT is the binary (see TestComposeDockerfile)", name, s.Entrypoint)
+		}
+		if args := containerArgs(s, df); len(args) == 0 || !strings.Contains(usage, "\n  "+args[0]+" ") {
+			t.Errorf("service %s runs %q: not a switchboard command", name, args)
 		}
 		if !reflect.DeepEqual(s.Environment, want) {
 			t.Errorf("service %s: environment = %v, want the same as %s: %v", name, s.Environment, servers[0], want)
@@ -424,7 +269,7 @@ func TestComposeFile(t *testing.T) {
 	}
 
 	// The environment is a valid configuration of the stack's shape.
-	cfg, err := loadConfig(envGetter(want))
+	cfg, err := loadConfig(func(k string) string { return want[k] })
 	if err != nil {
 		t.Fatalf("loadConfig(environment of %s) = %v", servers[0], err)
 	}
@@ -449,8 +294,7 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("%s = %q, want %q (the postgres service's)", c.what, c.got, c.want)
 		}
 	}
-	rdURL, err := url.Parse(cfg.RedisURL)
-	if err != nil || rdURL.Hostname() != "redis" {
+	if u, err := url.Parse(cfg.RedisURL); err != nil || u.Hostname() != "redis" {
 		t.Errorf("REDIS_URL = %q, want redis://redis:PORT/DB (broker and presence on Redis)", cfg.RedisURL)
 	}
 	// No secret in the file: empty JWT_SECRET means the shared file,
@@ -458,7 +302,7 @@ func TestComposeFile(t *testing.T) {
 	if cfg.JWTSecret != "" {
 		t.Errorf("JWT_SECRET defaults to %q: no secret may be committed", cfg.JWTSecret)
 	}
-	if cfg.JWTSecretFile == "" || !strings.HasPrefix(cfg.JWTSecretFile, "/var/lib/switchboard/") {
+	if !strings.HasPrefix(cfg.JWTSecretFile, "/var/lib/switchboard/") {
 		t.Errorf("JWT_SECRET_FILE = %q, want a file on the shared /var/lib/switchboard volume", cfg.JWTSecretFile)
 	}
 	for host := range hostPorts {
@@ -470,305 +314,240 @@ func TestComposeFile(t *testing.T) {
 	}
 }
 
-// TestComposeMatchesDockerCompose checks that Debian's docker-compose
-// resolves the file to the same images, commands and environments as
-// loadCompose, with .env.example and with no .env at all.
-func TestComposeMatchesDockerCompose(t *testing.T) {
-	bin, err := exec.LookPath("docker-compose")
-	if err != nil {
-		t.Skip("docker-compose not installed: cross-check skipped (scripts/test.sh installs it)")
-	}
-	empty := filepath.Join(t.TempDir(), "empty.env")
-	if err := os.WriteFile(empty, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	root, err := filepath.Abs(repoRoot)
+func readRepoFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tt := range []struct {
-		name    string
-		envFile string
-		vars    map[string]string
-	}{
-		{"with .env.example", filepath.Join(root, ".env.example"), readEnvFile(t, ".env.example")},
-		{"without .env", empty, nil},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.Command(bin, "--env-file", tt.envFile, "--project-directory", root,
-				"-f", filepath.Join(root, "docker-compose.yml"), "config")
-			// Only the env file may supply variables.
-			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			out, err := cmd.Output()
-			if err != nil {
-				t.Fatalf("docker-compose config: %v\n%s", err, stderr.String())
+	return b
+}
+
+// composeRef matches $$ (a literal $) or the start of $VAR / ${VAR...}.
+var composeRef = regexp.MustCompile(`\$(\$|\{?([A-Za-z_][A-Za-z0-9_]*))`)
+
+// TestComposeDefaults: a fresh clone has no .env, so the defaults in
+// docker-compose.yml must be the values .env.example documents, and the two
+// must name the same variables.
+func TestComposeDefaults(t *testing.T) {
+	example := composeConfig(t, repoPath(t, ".env.example"))
+	bare := composeConfig(t, "")
+	for _, name := range slices.Sorted(maps.Keys(example.Services)) {
+		if with, without := example.Services[name], bare.Services[name]; !reflect.DeepEqual(with, without) {
+			t.Errorf("service %s resolves differently without .env; make the defaults in docker-compose.yml match .env.example:\n  without .env:      %+v\n  with .env.example: %+v", name, without, with)
+		}
+	}
+	if !reflect.DeepEqual(example.Volumes, bare.Volumes) || len(example.Services) != len(bare.Services) {
+		t.Errorf("docker-compose.yml resolves differently without .env:\n  without: %+v\n  with .env.example: %+v", bare, example)
+	}
+
+	// The variables the file reads (docker-compose 1.29 has no
+	// `config --variables`), from every line but comments.
+	refs := map[string]bool{}
+	for _, line := range strings.Split(string(readRepoFile(t, "docker-compose.yml")), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		for _, m := range composeRef.FindAllStringSubmatch(line, -1) {
+			if m[2] != "" {
+				refs[m[2]] = true
 			}
-			var raw map[string]any
-			if err := yaml.Unmarshal(out, &raw); err != nil {
-				t.Fatalf("parse docker-compose config output: %v", err)
-			}
-			theirs := decodeCompose(t, raw)
-			ours, _, _ := loadCompose(t, tt.vars)
-			if got, want := sortedKeys(theirs.Services), sortedKeys(ours.Services); !slices.Equal(got, want) {
-				t.Fatalf("docker-compose services = %q, want %q", got, want)
-			}
-			for _, name := range sortedKeys(ours.Services) {
-				o, d := ours.Services[name], theirs.Services[name]
-				if !reflect.DeepEqual(d.Environment, o.Environment) && !(len(d.Environment) == 0 && len(o.Environment) == 0) {
-					t.Errorf("service %s environment: docker-compose %v, loadCompose %v", name, d.Environment, o.Environment)
-				}
-				if d.Image != o.Image || !slices.Equal(d.Command, o.Command) {
-					t.Errorf("service %s: docker-compose image %q command %q, loadCompose %q %q", name, d.Image, d.Command, o.Image, o.Command)
-				}
-				if !reflect.DeepEqual(d.DependsOn, o.DependsOn) {
-					t.Errorf("service %s depends_on: docker-compose %v, loadCompose %v", name, d.DependsOn, o.DependsOn)
-				}
-			}
-		})
+		}
+	}
+
+	// .env.example in the form both Compose versions read alike: KEY=value
+	// lines and # comments, no quotes, $, # or outer spaces in values.
+	documented := map[string]bool{}
+	for n, line := range strings.Split(string(readRepoFile(t, ".env.example")), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.ContainsAny(v, `"'$#`) || v != strings.TrimSpace(v) || documented[k] {
+			t.Errorf(".env.example:%d: %q: want KEY=value, each key once, the value without quotes, $, # or outer spaces (Compose versions read those differently)", n+1, line)
+		}
+		documented[k] = true
+	}
+	for _, k := range slices.Sorted(maps.Keys(refs)) {
+		if !documented[k] {
+			t.Errorf("docker-compose.yml reads ${%s}, which .env.example does not document", k)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(documented)) {
+		if !refs[k] {
+			t.Errorf(".env.example sets %s, which docker-compose.yml never reads", k)
+		}
 	}
 }
 
-// dockerInstr is one Dockerfile instruction.
-type dockerInstr struct {
-	cmd, args string
-	line      int
+// dockerfile is what the Dockerfile says about building the binary, read
+// with BuildKit's own parser (the one docker build uses).
+type dockerfile struct {
+	builder, final instructions.Stage
+	env            []string // NAME=value before go
+	argv           []string // go build ...
+	binary         string   // where the final stage copies go build's -o
+	user           string   // the final stage's USER
+	entrypoint     []string
+	cmd            []string
 }
 
-type dockerStage struct {
-	from, name string
-	instrs     []dockerInstr
-}
-
-// parseDockerfile splits the Dockerfile into stages of instructions,
-// joining continuation lines and dropping comments.
-func parseDockerfile(t *testing.T) []dockerStage {
+func readDockerfile(t *testing.T) dockerfile {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "Dockerfile"))
+	res, err := dockerparser.Parse(bytes.NewReader(readRepoFile(t, "Dockerfile")))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("Dockerfile: %v", err)
 	}
-	var (
-		stages  []dockerStage
-		pending string
-		start   int
-	)
-	for n, line := range strings.Split(string(b), "\n") {
-		trimmed := strings.TrimSpace(line)
-		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
-			continue
-		}
-		if pending == "" {
-			start = n + 1
-		}
-		if strings.HasSuffix(trimmed, `\`) {
-			pending += strings.TrimSuffix(trimmed, `\`) + " "
-			continue
-		}
-		full := pending + trimmed
-		pending = ""
-		cmd, args, _ := strings.Cut(full, " ")
-		in := dockerInstr{cmd: strings.ToUpper(cmd), args: strings.TrimSpace(args), line: start}
-		if in.cmd == "FROM" {
-			f := strings.Fields(in.args)
-			st := dockerStage{from: f[0]}
-			if len(f) == 3 && strings.EqualFold(f[1], "AS") {
-				st.name = f[2]
-			}
-			stages = append(stages, st)
-			continue
-		}
-		if len(stages) == 0 {
-			t.Fatalf("Dockerfile:%d: %s before FROM", in.line, in.cmd)
-		}
-		stages[len(stages)-1].instrs = append(stages[len(stages)-1].instrs, in)
+	stages, _, err := instructions.Parse(res.AST, nil)
+	if err != nil {
+		t.Fatalf("Dockerfile: %v", err)
 	}
-	return stages
-}
-
-// execForm decodes a JSON-array (exec form) ENTRYPOINT or CMD.
-func execForm(t *testing.T, in dockerInstr) []string {
-	t.Helper()
-	var argv []string
-	if err := json.Unmarshal([]byte(in.args), &argv); err != nil || len(argv) == 0 {
-		t.Fatalf("Dockerfile:%d: %s %s: want exec form [\"...\"] (no shell in the final image)", in.line, in.cmd, in.args)
-	}
-	return argv
-}
-
-// shellWords splits a simple shell command line: words, "..." and '...'.
-// Operators are refused, so the line is one command the test can run.
-func shellWords(t *testing.T, s string) []string {
-	t.Helper()
-	var (
-		words []string
-		cur   strings.Builder
-		quote rune
-		inTok bool
-	)
-	for _, r := range s {
-		switch {
-		case quote != 0:
-			if r == quote {
-				quote = 0
-			} else {
-				cur.WriteRune(r)
-			}
-		case r == '"' || r == '\'':
-			quote, inTok = r, true
-		case r == ' ' || r == '\t':
-			if inTok {
-				words = append(words, cur.String())
-				cur.Reset()
-				inTok = false
-			}
-		case strings.ContainsRune(";&|<>`$\\()", r):
-			t.Fatalf("RUN %s: %q is more than one plain command; keep go build on a RUN of its own", s, r)
-		default:
-			cur.WriteRune(r)
-			inTok = true
-		}
-	}
-	if quote != 0 {
-		t.Fatalf("RUN %s: unterminated quote", s)
-	}
-	if inTok {
-		words = append(words, cur.String())
-	}
-	return words
-}
-
-// dockerBuildSpec is what the Dockerfile says about building the binary.
-type dockerBuildSpec struct {
-	env        []string // NAME=value before go
-	argv       []string // go build ...
-	out        string   // -o path in the build stage
-	binary     string   // where the final stage copies it
-	entrypoint []string
-	cmd        []string
-	final      dockerStage
-	builder    dockerStage
-}
-
-// readDockerfile checks the Dockerfile's shape and returns its build spec.
-func readDockerfile(t *testing.T) dockerBuildSpec {
-	t.Helper()
-	stages := parseDockerfile(t)
 	if len(stages) < 2 {
 		t.Fatalf("Dockerfile has %d stage(s), want a build stage and a final stage", len(stages))
 	}
-	var spec dockerBuildSpec
-	spec.final = stages[len(stages)-1]
-	for _, in := range spec.final.instrs {
-		switch in.cmd {
-		case "ENTRYPOINT":
-			spec.entrypoint = execForm(t, in)
-		case "CMD":
-			spec.cmd = execForm(t, in)
-		case "COPY":
-			f := strings.Fields(in.args)
-			if len(f) == 3 && strings.HasPrefix(f[0], "--from=") {
-				for _, st := range stages[:len(stages)-1] {
-					if st.name == strings.TrimPrefix(f[0], "--from=") {
-						spec.builder = st
-						spec.binary = f[2]
-						spec.out = f[1]
-					}
-				}
+	var d dockerfile
+	d.final = stages[len(stages)-1]
+	for _, st := range stages[:len(stages)-1] {
+		for _, c := range st.Commands {
+			if run, ok := c.(*instructions.RunCommand); ok && strings.Contains(strings.Join(run.CmdLine, " "), "go build") {
+				d.builder = st
+				d.env, d.argv = shellCommand(t, run.ShellDependantCmdLine)
 			}
 		}
 	}
-	if spec.builder.name == "" {
-		t.Fatal("Dockerfile: the final stage copies nothing from a named build stage (COPY --from=NAME SRC DST)")
+	if len(d.argv) < 2 || d.argv[0] != "go" || d.argv[1] != "build" {
+		t.Fatal("Dockerfile: no build stage has RUN [NAME=value ...] go build ...")
 	}
-	for _, in := range spec.builder.instrs {
-		if in.cmd != "RUN" || !strings.Contains(in.args, "go build") {
-			continue
+	out := ""
+	if i := slices.Index(d.argv, "-o"); i >= 0 && i+1 < len(d.argv) {
+		out = d.argv[i+1]
+	}
+	for _, c := range d.final.Commands {
+		switch c := c.(type) {
+		case *instructions.CopyCommand:
+			if c.From != "" && c.From == d.builder.Name && slices.Equal(c.SourcePaths, []string{out}) {
+				d.binary = c.DestPath
+			}
+		case *instructions.UserCommand:
+			d.user = c.User
+		case *instructions.EntrypointCommand:
+			d.entrypoint = execForm(t, c.Name(), c.ShellDependantCmdLine)
+		case *instructions.CmdCommand:
+			d.cmd = execForm(t, c.Name(), c.ShellDependantCmdLine)
 		}
-		words := shellWords(t, in.args)
-		i := 0
-		for i < len(words) && strings.Contains(words[i], "=") && !strings.HasPrefix(words[i], "-") {
-			spec.env = append(spec.env, words[i])
-			i++
+	}
+	if d.binary == "" {
+		t.Fatalf("Dockerfile: the final stage has no COPY --from=%s %s DEST (go build -o %[2]s; args %q)", d.builder.Name, out, d.argv)
+	}
+	return d
+}
+
+func execForm(t *testing.T, name string, c instructions.ShellDependantCmdLine) []string {
+	t.Helper()
+	if c.PrependShell || len(c.CmdLine) == 0 {
+		t.Fatalf("Dockerfile: %s %q: want exec form [\"...\"] (no shell in the final image)", name, c.CmdLine)
+	}
+	return c.CmdLine
+}
+
+// shellCommand splits a RUN line with a POSIX shell parser (mvdan.cc/sh)
+// into its variable assignments and its words. It must be one plain command
+// whose words use no variables, so that the test can run it without a shell.
+func shellCommand(t *testing.T, run instructions.ShellDependantCmdLine) (env, argv []string) {
+	t.Helper()
+	if !run.PrependShell {
+		return nil, run.CmdLine
+	}
+	line := strings.Join(run.CmdLine, " ")
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Parse(strings.NewReader(line), "RUN")
+	if err != nil {
+		t.Fatalf("Dockerfile: RUN %s: %v", line, err)
+	}
+	var call *syntax.CallExpr
+	if len(f.Stmts) == 1 && len(f.Stmts[0].Redirs) == 0 && !f.Stmts[0].Negated && !f.Stmts[0].Background {
+		call, _ = f.Stmts[0].Cmd.(*syntax.CallExpr)
+	}
+	if call == nil {
+		t.Fatalf("Dockerfile: RUN %s: more than one plain command; keep go build on a RUN of its own", line)
+	}
+	cfg := &expand.Config{NoUnset: true} // the build stage's variables are unknown here
+	for _, a := range call.Assigns {
+		v := ""
+		if a.Value != nil {
+			if v, err = expand.Literal(cfg, a.Value); err != nil {
+				t.Fatalf("Dockerfile: RUN %s: %v", line, err)
+			}
 		}
-		spec.argv = words[i:]
+		env = append(env, a.Name.Value+"="+v)
 	}
-	if len(spec.argv) < 2 || spec.argv[0] != "go" || spec.argv[1] != "build" {
-		t.Fatalf("Dockerfile: build stage %s has no RUN [NAME=value ...] go build ...", spec.builder.name)
+	if argv, err = expand.Fields(cfg, call.Args...); err != nil {
+		t.Fatalf("Dockerfile: RUN %s: %v", line, err)
 	}
-	return spec
+	return env, argv
+}
+
+// dockerignore is .dockerignore as Docker reads and matches it.
+func dockerignore(t *testing.T) *patternmatcher.PatternMatcher {
+	t.Helper()
+	patterns, err := ignorefile.ReadAll(bytes.NewReader(readRepoFile(t, ".dockerignore")))
+	if err != nil {
+		t.Fatalf(".dockerignore: %v", err)
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		t.Fatalf(".dockerignore: %v", err)
+	}
+	return pm
 }
 
 func TestComposeDockerfile(t *testing.T) {
-	spec := readDockerfile(t)
+	d := readDockerfile(t)
 
 	// The builder's Go is the one go.mod asks for.
-	gomod, err := os.ReadFile(filepath.Join(repoRoot, "go.mod"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	goLine := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(gomod)
+	goLine := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(readRepoFile(t, "go.mod"))
 	if goLine == nil {
 		t.Fatal("go.mod has no go line")
 	}
-	if want := "golang:" + string(goLine[1]); !strings.HasPrefix(spec.builder.from, want) {
-		t.Errorf("build stage FROM %s, want %s (go.mod's go %s)", spec.builder.from, want, goLine[1])
+	if want := "golang:" + string(goLine[1]); !strings.HasPrefix(d.builder.BaseName, want) {
+		t.Errorf("build stage FROM %s, want %s (go.mod's go %s)", d.builder.BaseName, want, goLine[1])
 	}
-	if !strings.HasPrefix(spec.final.from, "gcr.io/distroless/static") && spec.final.from != "scratch" {
-		t.Errorf("final stage FROM %s, want gcr.io/distroless/static-* or scratch (a static binary needs no libc)", spec.final.from)
+	if !strings.HasPrefix(d.final.BaseName, "gcr.io/distroless/static") && d.final.BaseName != "scratch" {
+		t.Errorf("final stage FROM %s, want gcr.io/distroless/static-* or scratch (a static binary needs no libc)", d.final.BaseName)
 	}
-	user := ""
-	for _, in := range spec.final.instrs {
-		if in.cmd == "USER" {
-			user = in.args
-		}
-	}
-	if uid, _, _ := strings.Cut(user, ":"); uid == "" || uid == "0" || uid == "root" {
-		t.Errorf("final stage USER = %q, want a non-root user", user)
+	if uid, _, _ := strings.Cut(d.user, ":"); uid == "" || uid == "0" || uid == "root" {
+		t.Errorf("final stage USER = %q, want a non-root user", d.user)
 	}
 
 	// The binary is built from ./cmd/switchboard, static and stripped, and
 	// is what ENTRYPOINT runs.
-	if !slices.Contains(spec.env, "CGO_ENABLED=0") {
-		t.Errorf("go build environment = %q, want CGO_ENABLED=0", spec.env)
+	if !slices.Contains(d.env, "CGO_ENABLED=0") {
+		t.Errorf("go build environment = %q, want CGO_ENABLED=0", d.env)
 	}
 	for _, flag := range []string{"-trimpath", "-ldflags=-s -w"} {
-		if !slices.Contains(spec.argv, flag) {
-			t.Errorf("go build args = %q, missing %s", spec.argv, flag)
+		if !slices.Contains(d.argv, flag) {
+			t.Errorf("go build args = %q, missing %s", d.argv, flag)
 		}
 	}
-	if spec.argv[len(spec.argv)-1] != "./cmd/switchboard" {
-		t.Errorf("go build args = %q, want the package ./cmd/switchboard last", spec.argv)
+	if d.argv[len(d.argv)-1] != "./cmd/switchboard" {
+		t.Errorf("go build args = %q, want the package ./cmd/switchboard last", d.argv)
 	}
-	if i := slices.Index(spec.argv, "-o"); i < 0 || i+1 >= len(spec.argv) || spec.argv[i+1] != spec.out {
-		t.Errorf("go build args = %q, want -o %s (what the final stage copies)", spec.argv, spec.out)
+	if !slices.Equal(d.entrypoint, []string{d.binary}) {
+		t.Errorf("ENTRYPOINT %q, want [%q] (where the binary is copied)", d.entrypoint, d.binary)
 	}
-	if len(spec.entrypoint) != 1 || spec.entrypoint[0] != spec.binary {
-		t.Errorf("ENTRYPOINT %q, want [%q] (where the binary is copied)", spec.entrypoint, spec.binary)
-	}
-	if !slices.Equal(spec.cmd, []string{"serve"}) {
-		t.Errorf("CMD %q, want [\"serve\"]", spec.cmd)
-	}
-	// Every command the compose services run is one the binary has.
-	cf, _, _ := loadCompose(t, readEnvFile(t, ".env.example"))
-	migrate, servers := switchboardServices(t, cf)
-	for _, name := range append([]string{migrate}, servers...) {
-		args := containerArgs(cf.Services[name], spec)
-		if !strings.Contains(usage, "\n  "+args[0]+" ") {
-			t.Errorf("service %s runs %q: not a switchboard command", name, args)
-		}
+	if !slices.Equal(d.cmd, []string{"serve"}) {
+		t.Errorf("CMD %q, want [\"serve\"]", d.cmd)
 	}
 
 	// Secrets and local databases stay out of the build context.
-	ignore := readDockerignore(t)
+	ignore := dockerignore(t)
 	for _, p := range []string{".env", "switchboard.db", "switchboard.db-wal", "switchboard.db.jwt-secret", ".git/config", "cmd/switchboard/compose_test.go"} {
-		if !ignore.excludes(p) {
-			t.Errorf(".dockerignore lets %s into the build context", p)
+		if excluded, err := ignore.MatchesOrParentMatches(p); err != nil || !excluded {
+			t.Errorf(".dockerignore lets %s into the build context (err %v)", p, err)
 		}
 	}
 
-	bin := dockerBuild(t, spec)
+	bin := dockerBuild(t, d)
 	f, err := elf.Open(bin)
 	if err != nil {
 		t.Fatal(err)
@@ -793,87 +572,12 @@ func TestComposeDockerfile(t *testing.T) {
 	}
 }
 
-// containerArgs is the command line a service's container runs: the
-// service's command, else the image's CMD.
-func containerArgs(s composeService, spec dockerBuildSpec) []string {
-	if s.Command != nil {
-		return s.Command
-	}
-	return spec.cmd
-}
-
-// dockerignore holds .dockerignore's patterns, matched as Docker does:
-// relative to the context root, ** for any number of directories, a
-// pattern matching a directory excludes what is in it, later ! patterns
-// re-include.
-type dockerignore []string
-
-func readDockerignore(t *testing.T) dockerignore {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, ".dockerignore"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d dockerignore
-	for _, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		neg := strings.HasPrefix(line, "!")
-		p := path.Clean(strings.TrimPrefix(strings.TrimPrefix(line, "!"), "/"))
-		if _, err := path.Match(strings.ReplaceAll(p, "**", "*"), ""); err != nil {
-			t.Fatalf(".dockerignore: bad pattern %q", line)
-		}
-		if neg {
-			p = "!" + p
-		}
-		d = append(d, p)
-	}
-	return d
-}
-
-func (d dockerignore) excludes(name string) bool {
-	excluded := false
-	segs := strings.Split(name, "/")
-	for _, p := range d {
-		neg := strings.HasPrefix(p, "!")
-		pat := strings.Split(strings.TrimPrefix(p, "!"), "/")
-		for i := 1; i <= len(segs); i++ {
-			if matchSegs(pat, segs[:i]) {
-				excluded = !neg
-				break
-			}
-		}
-	}
-	return excluded
-}
-
-func matchSegs(pat, name []string) bool {
-	if len(pat) == 0 {
-		return len(name) == 0
-	}
-	if pat[0] == "**" {
-		for i := 0; i <= len(name); i++ {
-			if matchSegs(pat[1:], name[i:]) {
-				return true
-			}
-		}
-		return false
-	}
-	if len(name) == 0 {
-		return false
-	}
-	ok, _ := path.Match(pat[0], name[0])
-	return ok && matchSegs(pat[1:], name[1:])
-}
-
 // dockerBuild copies the files .dockerignore lets into the build context to
 // a temporary directory and runs the Dockerfile's go build line there, with
 // -o pointed at a temporary file, which it returns, and without -trimpath.
-func dockerBuild(t *testing.T, spec dockerBuildSpec) string {
+func dockerBuild(t *testing.T, d dockerfile) string {
 	t.Helper()
-	ignore := readDockerignore(t)
+	ignore := dockerignore(t)
 	dir := t.TempDir()
 	ctxDir := filepath.Join(dir, "context")
 	n := 0
@@ -885,28 +589,33 @@ func dockerBuild(t *testing.T, spec dockerBuildSpec) string {
 		if err != nil || rel == "." {
 			return err
 		}
-		rel = filepath.ToSlash(rel)
-		if e.IsDir() {
+		excluded, err := ignore.MatchesOrParentMatches(filepath.ToSlash(rel))
+		switch {
+		case err != nil:
+			return err
+		case excluded && e.IsDir() && !ignore.Exclusions():
+			return fs.SkipDir
+		case excluded || e.IsDir():
 			return nil
-		}
-		if ignore.excludes(rel) {
-			return nil
-		}
-		if !e.Type().IsRegular() {
+		case !e.Type().IsRegular():
 			return fmt.Errorf("%s: not a regular file", rel)
 		}
-		dst := filepath.Join(ctxDir, filepath.FromSlash(rel))
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(ctxDir, rel)
+		n++
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
-		n++
-		return copyFile(p, dst)
+		return os.WriteFile(dst, b, 0o644)
 	})
 	if err != nil {
 		t.Fatalf("copy build context: %v", err)
 	}
 	bin := filepath.Join(dir, "switchboard")
-	argv := slices.Clone(spec.argv)
+	argv := slices.Clone(d.argv)
 	argv[slices.Index(argv, "-o")+1] = bin
 	// -trimpath only rewrites file paths in the binary, but it changes
 	// every package's build cache key: with it a cold cache recompiles
@@ -915,34 +624,14 @@ func dockerBuild(t *testing.T, spec dockerBuildSpec) string {
 	argv = slices.DeleteFunc(argv, func(a string) bool { return a == "-trimpath" })
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = ctxDir
-	cmd.Env = append(os.Environ(), spec.env...)
+	cmd.Env = append(os.Environ(), d.env...)
 	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("in the build context (%d files): %s %s: %v\n%s", n, strings.Join(spec.env, " "), strings.Join(argv, " "), err, out)
+		t.Fatalf("in the build context (%d files): %s %s: %v\n%s", n, strings.Join(d.env, " "), strings.Join(argv, " "), err, out)
 	}
-	t.Logf("%s %s: %d-file build context, %s", strings.Join(spec.env, " "), strings.Join(argv, " "), n, time.Since(start).Round(100*time.Millisecond))
+	t.Logf("%s %s: %d-file build context, %s", strings.Join(d.env, " "), strings.Join(argv, " "), n, time.Since(start).Round(100*time.Millisecond))
 	return bin
 }
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-func quoteIdent(s string) string   { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
-func quoteLiteral(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
 
 // composeDatabase makes, on the test PostgreSQL server, the role the
 // compose file connects as (unless it exists) and a fresh database it owns.
@@ -972,25 +661,26 @@ func composeDatabase(t *testing.T, composeURL, testURL string) string {
 			t.Fatalf("%s: %v", stmt, err)
 		}
 	}
-	role := cu.User.Username()
+	// The role, unless it exists, as a plain login role (the image's
+	// POSTGRES_USER is a superuser): the stack must work with a database
+	// owner's rights alone. PostgreSQL's format() quotes the password.
+	role := pgx.Identifier{cu.User.Username()}.Sanitize()
 	pass, _ := cu.User.Password()
-	var exists bool
-	if err := db.QueryRow(`SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, role).Scan(&exists); err != nil {
+	var create string
+	if err := db.QueryRow(`SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) THEN ''
+		ELSE format('CREATE ROLE %I LOGIN PASSWORD %L', $1::text, $2::text) END`, cu.User.Username(), pass).Scan(&create); err != nil {
 		t.Fatal(err)
 	}
-	if !exists {
-		// Not a superuser (the image's POSTGRES_USER is one): the
-		// stack must work with a database owner's rights alone.
-		run("CREATE ROLE " + quoteIdent(role) + " LOGIN PASSWORD " + quoteLiteral(pass))
-		t.Cleanup(func() { run("DROP ROLE IF EXISTS " + quoteIdent(role)) })
+	if create != "" {
+		run(create)
+		t.Cleanup(func() { run("DROP ROLE IF EXISTS " + role) })
 	}
 	// A fresh database, never the compose file's own name: the test server
 	// may be a developer's.
 	name := fmt.Sprintf("%s_compose_%d", strings.TrimPrefix(cu.Path, "/"), time.Now().UnixNano())
-	run("CREATE DATABASE " + quoteIdent(name) + " OWNER " + quoteIdent(role))
-	t.Cleanup(func() { run("DROP DATABASE IF EXISTS " + quoteIdent(name) + " WITH (FORCE)") })
-	cu.Host = tu.Host
-	cu.Path = "/" + name
+	run("CREATE DATABASE " + pgx.Identifier{name}.Sanitize() + " OWNER " + role)
+	t.Cleanup(func() { run("DROP DATABASE IF EXISTS " + pgx.Identifier{name}.Sanitize() + " WITH (FORCE)") })
+	cu.Host, cu.Path = tu.Host, "/"+name
 	return cu.String()
 }
 
@@ -1030,26 +720,18 @@ func startBinary(t *testing.T, bin, name, addr string, args, env []string) *proc
 	}
 }
 
-func envList(env map[string]string) []string {
-	var out []string
-	for _, k := range sortedKeys(env) {
-		out = append(out, k+"="+env[k])
-	}
-	return out
-}
-
 func TestComposeStack(t *testing.T) {
 	testDB, testRedis := os.Getenv("TEST_DATABASE_URL"), os.Getenv("TEST_REDIS_URL")
 	if testDB == "" || testRedis == "" {
 		t.Skip("TEST_DATABASE_URL or TEST_REDIS_URL not set: compose stack test skipped (scripts/test.sh sets them)")
 	}
-	cf, _, _ := loadCompose(t, readEnvFile(t, ".env.example"))
-	spec := readDockerfile(t)
+	cf := composeConfig(t, repoPath(t, ".env.example"))
+	df := readDockerfile(t)
 	migrate, servers := switchboardServices(t, cf)
 	if len(servers) != 2 {
 		t.Fatalf("switchboard servers = %q, want two", servers)
 	}
-	bin := dockerBuild(t, spec)
+	bin := dockerBuild(t, df)
 
 	// The compose environment, with the hosts postgres and redis replaced
 	// by the test servers and the listen port by a free one.
@@ -1067,23 +749,24 @@ func TestComposeStack(t *testing.T) {
 	// The secrets volume, shared by migrate and both replicas, is one
 	// directory here.
 	secretsDir := t.TempDir()
-	rewrite := func(env map[string]string, addr string) map[string]string {
-		out := map[string]string{}
-		for k, v := range env {
-			out[k] = v
-		}
-		out["DATABASE_URL"], out["REDIS_URL"] = dbURL, ru.String()
-		out["JWT_SECRET_FILE"] = filepath.Join(secretsDir, filepath.Base(env["JWT_SECRET_FILE"]))
+	rewrite := func(env map[string]string, addr string) []string {
+		env = maps.Clone(env)
+		env["DATABASE_URL"], env["REDIS_URL"] = dbURL, ru.String()
+		env["JWT_SECRET_FILE"] = filepath.Join(secretsDir, filepath.Base(env["JWT_SECRET_FILE"]))
 		if addr != "" {
-			out["ADDR"] = addr
+			env["ADDR"] = addr
 		}
-		return out
+		var list []string
+		for _, k := range slices.Sorted(maps.Keys(env)) {
+			list = append(list, k+"="+env[k])
+		}
+		return list
 	}
 	t.Logf("compose environment, rewritten: DATABASE_URL=%s REDIS_URL=%s", dbURL, ru)
 
 	// migrate runs once, as the one-shot service does.
-	mcmd := exec.Command(bin, containerArgs(cf.Services[migrate], spec)...)
-	mcmd.Env = envList(rewrite(composeEnv, ""))
+	mcmd := exec.Command(bin, containerArgs(cf.Services[migrate], df)...)
+	mcmd.Env = rewrite(composeEnv, "")
 	out, err := mcmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "database ready") || strings.Contains(string(out), "migrations_applied=0") {
 		t.Fatalf("service %s: %v\n%s", migrate, err, out)
@@ -1095,7 +778,7 @@ func TestComposeStack(t *testing.T) {
 	for i, name := range servers {
 		s := cf.Services[name]
 		addr := freePort(t)
-		procs[i] = startBinary(t, bin, name, addr, containerArgs(s, spec), envList(rewrite(s.Environment, addr)))
+		procs[i] = startBinary(t, bin, name, addr, containerArgs(s, df), rewrite(s.Environment, addr))
 		_, hostPort, _, err := parsePort(s.Ports[0])
 		if err != nil {
 			t.Fatal(err)
@@ -1143,36 +826,26 @@ func TestComposeStack(t *testing.T) {
 	tokCody, _ := p2.register(cody, false)
 
 	// One Redis: a message sent on one replica reaches a member on the other.
-	sc := p1.chat(tokCara)
-	sd := p2.chat(tokCody)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		f := sc.next("join", time.Until(deadline))
-		if f == nil {
-			t.Fatalf("cara on %s never saw %s (on %s) join", p1.name, cody, p2.name)
+	sc, sd := p1.chat(tokCara), p2.chat(tokCody)
+	from := func(s *sock, typ, user string) map[string]any { // nil after 10 s
+		deadline := time.Now().Add(10 * time.Second)
+		for f := s.next(typ, time.Until(deadline)); f != nil; f = s.next(typ, time.Until(deadline)) {
+			if f["user"] == user {
+				return f
+			}
 		}
-		if f["user"] == cody {
-			break
-		}
+		return nil
+	}
+	if from(sc, "join", cody) == nil {
+		t.Fatalf("cara on %s never saw %s (on %s) join", p1.name, cody, p2.name)
 	}
 	sc.send("hello from " + p1.name)
-	if f := sd.next("message", 5*time.Second); f == nil || f["text"] != "hello from "+p1.name || f["user"] != cara {
+	if f := from(sd, "message", cara); f == nil || f["text"] != "hello from "+p1.name {
 		t.Errorf("cody on %s got %v, want cara's message from %s", p2.name, f, p1.name)
 	}
 	sd.send("hello from " + p2.name)
-	for {
-		// cara's own message comes back to her first.
-		f := sc.next("message", 5*time.Second)
-		if f == nil {
-			t.Errorf("cara on %s did not get cody's message from %s", p1.name, p2.name)
-			break
-		}
-		if f["user"] == cody {
-			if f["text"] != "hello from "+p2.name {
-				t.Errorf("cara on %s got %v, want cody's message from %s", p1.name, f, p2.name)
-			}
-			break
-		}
+	if f := from(sc, "message", cody); f == nil || f["text"] != "hello from "+p2.name {
+		t.Errorf("cara on %s got %v, want cody's message from %s", p1.name, f, p2.name)
 	}
 
 	// Origin: the published pages' origins upgrade, a foreign one is refused.

@@ -69,7 +69,7 @@ sb_pg_tool() {
 # -race), chromium (browser tests), python3-jwt (PyJWT interop test) and
 # docker-compose (compose file check).
 sb_ensure_packages() {
-  local required=() optional=()
+  local required=()
   sb_find_pg_bin || required+=(postgresql)
   if ! command -v psql >/dev/null 2>&1 && [ ! -x "${SB_PG_BIN:-/nonexistent}/psql" ]; then
     required+=(postgresql-client)
@@ -91,34 +91,21 @@ sb_ensure_packages() {
   # has no compose v2 package (docker-compose-plugin is Docker Inc.'s repo).
   command -v docker-compose >/dev/null 2>&1 || required+=(docker-compose)
 
-  if [ ${#required[@]} -eq 0 ] && [ ${#optional[@]} -eq 0 ]; then
+  if [ ${#required[@]} -eq 0 ]; then
     return 0
   fi
   if ! sb_as_root true 2>/dev/null || ! command -v apt-get >/dev/null 2>&1; then
-    [ ${#required[@]} -eq 0 ] || sb_die "missing ${required[*]} and cannot install (need root or passwordless sudo, and apt-get)"
-    sb_log "WARNING: missing ${optional[*]} and cannot install; the tests that need them will skip"
-    return 0
+    sb_die "missing ${required[*]} and cannot install (need root or passwordless sudo, and apt-get)"
   fi
 
   local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -q)
   local aptlog
   aptlog=$(mktemp /tmp/switchboard-apt.XXXXXX.log)
-  sb_log "installing with apt-get: ${required[*]} ${optional[*]} (log: $aptlog)"
+  sb_log "installing with apt-get: ${required[*]} (log: $aptlog)"
   sb_as_root "${apt[@]}" update </dev/null >>"$aptlog" 2>&1 \
     || { tail -n 30 "$aptlog" >&2; sb_die "apt-get update failed"; }
-  if [ ${#required[@]} -gt 0 ]; then
-    sb_as_root "${apt[@]}" install -y --no-install-recommends "${required[@]}" </dev/null >>"$aptlog" 2>&1 \
-      || { tail -n 30 "$aptlog" >&2; sb_die "apt-get install ${required[*]} failed"; }
-  fi
-  local p
-  for p in "${optional[@]}"; do
-    if [ -z "$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ && $2 != "(none)" {print $2}')" ]; then
-      sb_log "WARNING: no apt package $p here; skipping what needs it"
-      continue
-    fi
-    sb_as_root "${apt[@]}" install -y --no-install-recommends "$p" </dev/null >>"$aptlog" 2>&1 \
-      || { tail -n 30 "$aptlog" >&2; sb_log "WARNING: apt-get install $p failed; skipping what needs it"; }
-  done
+  sb_as_root "${apt[@]}" install -y --no-install-recommends "${required[@]}" </dev/null >>"$aptlog" 2>&1 \
+    || { tail -n 30 "$aptlog" >&2; sb_die "apt-get install ${required[*]} failed"; }
   sb_log "apt-get done"
   rm -f "$aptlog"
   sb_find_pg_bin || sb_die "PostgreSQL server binaries not found after install"
