@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -42,7 +44,9 @@ func ParseClientFrame(b []byte) (ClientFrame, error) {
 	if err := dec.Decode(&raw); err != nil || raw == nil {
 		return ClientFrame{}, errors.New("malformed frame: want a JSON object")
 	}
-	if dec.More() {
+	// Only whitespace may follow the object (dec.More would let a stray
+	// "}" or "]" through).
+	if _, err := dec.Token(); err != io.EOF {
 		return ClientFrame{}, errors.New("malformed frame: trailing data")
 	}
 	var f ClientFrame
@@ -54,8 +58,10 @@ func ParseClientFrame(b []byte) (ClientFrame, error) {
 			}
 			return "", nil
 		}
+		// null would unmarshal into "" without an error: only a JSON
+		// string is a string.
 		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
+		if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil {
 			return "", fmt.Errorf("malformed frame: %q must be a string", key)
 		}
 		return s, nil
@@ -75,10 +81,12 @@ func ParseClientFrame(b []byte) (ClientFrame, error) {
 			}
 		}
 	default:
-		if len(f.Type) > 32 || !utf8.ValidString(f.Type) {
-			return ClientFrame{}, errors.New("unknown frame type")
+		// The type is echoed only while the reason stays short: quoting
+		// can make a 32-byte type four times longer (control characters).
+		if q := strconv.Quote(f.Type); len(f.Type) <= 32 && len(q) <= 64 && utf8.ValidString(f.Type) {
+			return ClientFrame{}, errors.New("unknown frame type " + q)
 		}
-		return ClientFrame{}, fmt.Errorf("unknown frame type %q", f.Type)
+		return ClientFrame{}, errors.New("unknown frame type")
 	}
 	if err != nil {
 		return ClientFrame{}, err
