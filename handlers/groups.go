@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -39,10 +40,12 @@ func handlePublish(logger *slog.Logger, hub *ws.Hub, metrics *Metrics, now func(
 		}
 		metrics.published("group")
 		ts := ws.FormatTS(now())
-		payload := ws.Encode(ws.Publish{Type: "publish", Group: group, Data: in.Data, TS: ts})
-		if err := hub.Publish(c.Request.Context(), ws.GroupChannel(group), ws.Message{Payload: payload}); err != nil {
-			// Local members have it; other processes may not.
-			logger.Warn("publish reached this process only", "group", group, "err", err)
+		err = hub.PublishGroup(c.Request.Context(), ws.GroupMessage{Group: group, Encode: func(off uint64) []byte {
+			return ws.Encode(ws.Publish{Type: "publish", Group: group, Data: in.Data, TS: ts, Offset: off})
+		}}, true)
+		if err != nil {
+			middleware.WriteError(c, err) // not stored, so not sent: 500
+			return
 		}
 		c.JSON(http.StatusAccepted, gin.H{"group": group, "ts": ts})
 	}
@@ -58,8 +61,8 @@ func handlePresence(logger *slog.Logger, presence ws.Presence) gin.HandlerFunc {
 			middleware.WriteError(c, errBadGroup)
 			return
 		}
-		if u := middleware.User(c); !middleware.IsService(c) && !u.IsStaff && ws.ChatGroup(u.Username) != group {
-			middleware.WriteError(c, models.Errorf(models.EFORBIDDEN, "members of the group and staff only"))
+		if !mayRead(c, group) {
+			middleware.WriteError(c, errMembersOnly)
 			return
 		}
 		users, err := presence.List(c.Request.Context(), group)
@@ -67,5 +70,68 @@ func handlePresence(logger *slog.Logger, presence ws.Presence) gin.HandlerFunc {
 			logger.Warn("presence list from this process only", "group", group, "err", err)
 		}
 		c.JSON(http.StatusOK, gin.H{"group": group, "users": users})
+	}
+}
+
+var errMembersOnly = models.Errorf(models.EFORBIDDEN, "members of the group and staff only")
+
+// mayRead is who may read a group's presence and history: its members
+// (users whose chat group it is), staff and services.
+func mayRead(c *gin.Context, group string) bool {
+	u := middleware.User(c)
+	return middleware.IsService(c) || u.IsStaff || ws.ChatGroup(u.Username) == group
+}
+
+// handleHistory is GET /api/groups/{group}/history?since=<offset>&limit=<n>
+// (the group's members, staff, services) → {"group", "epoch", "offset",
+// "messages": [<the frames members received>]}: the messages after since,
+// oldest first, at most limit (default 50, max 1000); without since the
+// newest limit. offset is the group's latest. 404 when history is off.
+func handleHistory(history *models.HistoryStore) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		group := c.Param("group")
+		if !ws.ValidName(group) {
+			middleware.WriteError(c, errBadGroup)
+			return
+		}
+		if !mayRead(c, group) {
+			middleware.WriteError(c, errMembersOnly)
+			return
+		}
+		if history == nil {
+			middleware.WriteError(c, models.Errorf(models.ENOTFOUND, "history is off (HISTORY_SIZE=0)"))
+			return
+		}
+		limit, err := queryInt(c, "limit", 50, 1, 1000)
+		if err != nil {
+			middleware.WriteError(c, err)
+			return
+		}
+		ctx := c.Request.Context()
+		epoch, last, err := history.Position(ctx, group)
+		if err != nil {
+			middleware.WriteError(c, err)
+			return
+		}
+		var entries []models.HistoryEntry
+		if s, ok := c.GetQuery("since"); ok {
+			since, perr := strconv.ParseUint(s, 10, 64)
+			if perr != nil {
+				middleware.WriteError(c, models.Errorf(models.EINVALID, "bad since"))
+				return
+			}
+			entries, err = history.Range(ctx, group, since, last, limit)
+		} else {
+			entries, err = history.Latest(ctx, group, limit)
+		}
+		if err != nil {
+			middleware.WriteError(c, err)
+			return
+		}
+		msgs := make([]json.RawMessage, len(entries))
+		for i, e := range entries {
+			msgs[i] = e.Payload
+		}
+		c.JSON(http.StatusOK, gin.H{"group": group, "epoch": epoch, "offset": last, "messages": msgs})
 	}
 }

@@ -16,6 +16,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 		upgrader: newUpgrader(d.Logger, d.AllowedOrigins),
 		auth:     d.Auth,
 		hub:      d.Hub,
+		history:  d.History,
 		presence: d.Presence,
 		cfg:      d.ClientConfig,
 		now:      d.Now,
@@ -45,6 +46,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 	service := middleware.APIKey(d.PublishAPIKey)
 	both(r, http.MethodPost, "/api/groups/:group/messages", service, user, staff, handlePublish(d.Logger, d.Hub, d.Metrics, d.Now))
 	both(r, http.MethodGet, "/api/groups/:group/presence", service, user, handlePresence(d.Logger, d.Presence))
+	both(r, http.MethodGet, "/api/groups/:group/history", service, user, handleHistory(d.History))
 	both(r, http.MethodPut, "/api/status/:key", service, user, staff, handlePutStatus(d.Logger, d.Status, d.Hub, d.Metrics))
 	both(r, http.MethodGet, "/api/status/:key", service, user, handleGetStatus(d.Logger, d.Status))
 
@@ -54,6 +56,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 	// Probes.
 	r.GET("/healthz", handleHealthz())
 	r.GET("/readyz", handleReadyz(d.Checks))
+	both(r, http.MethodGet, "/api/schema", handleSchema()) // openapi.yaml
 	if d.Metrics != nil {
 		r.GET("/metrics", gin.WrapH(d.Metrics.Handler()))
 	}

@@ -2,9 +2,11 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +62,7 @@ type wsDeps struct {
 	upgrader *websocket.Upgrader
 	auth     *middleware.Auth
 	hub      *ws.Hub
+	history  *models.HistoryStore // nil: history off
 	presence ws.Presence
 	cfg      ws.ClientConfig
 	now      func() time.Time
@@ -111,25 +114,79 @@ func handleChat(d *wsDeps) gin.HandlerFunc {
 	}
 }
 
-// joinChat welcomes the user and joins the socket to its chat group. The
-// welcome is queued before joining, so it is always the first frame, and
-// held until the join, so a client that has read it is already a member.
+// joinChat joins the socket to the user's chat group and welcomes it. The
+// writer is held from before the join until the welcome (and, on a
+// recovery, the missed messages) are queued ahead of whatever the group
+// sent meanwhile: the welcome is always the first frame, a client that
+// has read it is already a member, and there is no gap or repeat between
+// the replay and the live stream.
 func (d *wsDeps) joinChat(s *session, claims middleware.Claims) bool {
 	u, client := s.user, s.client
 	group := ws.ChatGroup(u.Username)
 	channel := ws.GroupChannel(group)
 	client.Hold()
-	client.Send(ws.Encode(ws.Welcome{Type: "welcome", User: u.Username, Group: group, Exp: claims.Exp.Unix()}))
-	err := d.hub.Join(channel, client)
-	client.Release()
+	pos, err := d.hub.JoinGroup(context.Background(), group, client)
 	if err != nil {
-		s.close(ws.CloseShutdown)
+		client.Release()
+		if errors.Is(err, ws.ErrHubClosed) {
+			s.close(ws.CloseShutdown)
+		} else {
+			d.logger.Error("join chat group", "group", group, "err", err)
+			s.close(ws.CloseInternal)
+		}
 		return false
 	}
+	welcome := ws.Welcome{Type: "welcome", User: u.Username, Group: group, Exp: claims.Exp.Unix()}
+	first := [][]byte{nil}
+	if d.hub.HistoryOn() {
+		welcome.Epoch, welcome.Offset = pos.Epoch, &pos.Offset
+		if since, ok := s.query["since"]; ok {
+			replay := d.recover(group, pos, since, s.query["epoch"])
+			recovered := replay != nil
+			welcome.Recovered = &recovered
+			first = append(first, replay...)
+		}
+	}
+	first[0] = ws.Encode(welcome)
+	client.SendFirst(first...)
+	client.Release()
 	d.announce(channel, group, u.Username, ws.PresenceJoin)
 	username := u.Username
 	client.OnFinish = func() { d.announce(channel, group, username, ws.PresenceLeave) }
 	return true
+}
+
+// recover returns the messages a reconnecting member missed (offsets
+// after since, up to pos), or nil when they cannot all be given: another
+// epoch, a malformed or future since, more than HISTORY_RECOVERY_MAX, or
+// some already trimmed. Never a partial replay.
+func (d *wsDeps) recover(group string, pos ws.Position, since, epoch string) [][]byte {
+	after, err := strconv.ParseUint(since, 10, 64)
+	if err != nil || epoch != pos.Epoch || after > pos.Offset {
+		return nil
+	}
+	n := pos.Offset - after
+	if n > uint64(d.hub.HistoryConfig().RecoveryMax) {
+		return nil
+	}
+	if n == 0 {
+		return [][]byte{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	entries, err := d.history.Range(ctx, group, after, pos.Offset, int(n))
+	if err != nil {
+		d.logger.Error("recovery read", "group", group, "err", err)
+		return nil
+	}
+	if uint64(len(entries)) != n {
+		return nil // trimmed
+	}
+	out := make([][]byte, len(entries))
+	for i, e := range entries {
+		out[i] = e.Payload
+	}
+	return out
 }
 
 // sendChat publishes one chat message to the sender's group; in
@@ -137,12 +194,20 @@ func (d *wsDeps) joinChat(s *session, claims middleware.Claims) bool {
 func (d *wsDeps) sendChat(s *session, text, id string) {
 	group := ws.ChatGroup(s.user.Username)
 	m := ws.ChatMessage{Type: "message", Group: group, User: s.user.Username, Text: text, TS: ws.FormatTS(d.now())}
-	msg := ws.Message{Payload: ws.Encode(m)}
+	gm := ws.GroupMessage{Group: group, Encode: func(off uint64) []byte {
+		m := m
+		m.Offset = off
+		return ws.Encode(m)
+	}}
 	if id != "" {
-		m.ID = id
-		msg.Origin, msg.OriginPayload = s.client, ws.Encode(m)
+		gm.Origin = s.client
+		gm.EncodeOrigin = func(off uint64) []byte {
+			m := m
+			m.Offset, m.ID = off, id
+			return ws.Encode(m)
+		}
 	}
-	if err := d.hub.Publish(context.Background(), ws.GroupChannel(group), msg); err != nil {
+	if err := d.hub.PublishGroup(context.Background(), gm, false); err != nil {
 		d.logger.Warn("publish chat message", "group", group, "err", err)
 	}
 }

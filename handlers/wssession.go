@@ -20,12 +20,15 @@ import (
 // so the protocol state needs no lock; only authed is shared with the
 // auth timer.
 type session struct {
-	d      *wsDeps
-	client *ws.Client
+	d       *wsDeps
+	client  *ws.Client
 	v1      bool
 	serving bool // the read loop has been started (set before it starts)
 	authed  atomic.Bool
 	user    *models.User
+	// query is the upgrade's query string (since and epoch for recovery
+	// always ride there, whatever carries the token).
+	query map[string]string
 
 	// join makes the authenticated client a member (welcome, group join,
 	// first status value); false means it closed the socket (s.close).
@@ -41,6 +44,12 @@ type session struct {
 // net/http's) stack is freed while the socket stays open.
 func (s *session) serve(c *gin.Context) {
 	s.v1 = s.client.Subprotocol() == ws.Subprotocol
+	s.query = map[string]string{}
+	for _, k := range []string{"since", "epoch"} {
+		if v, ok := c.GetQuery(k); ok {
+			s.query[k] = v
+		}
+	}
 	if tok := c.Query("token"); tok != "" || !s.v1 {
 		if !s.authenticate(c.Request.Context(), tok) {
 			return

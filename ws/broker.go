@@ -25,8 +25,11 @@ type Message struct {
 // broker hands each to the Deliver function it was built with.
 type Broker interface {
 	// Start begins handing every message carried to deliver. NewHub calls
-	// it once, before anything else.
-	Start(deliver Deliver)
+	// it once, before anything else. A distributed broker calls resync
+	// (never concurrently with itself) once its subscriptions may have
+	// missed messages: after it (re)subscribes, so the hub can backfill
+	// from history.
+	Start(deliver Deliver, resync func())
 	// Publish sends msg to every subscriber of channel, in every process.
 	// Messages published by one goroutine arrive in the order sent.
 	Publish(ctx context.Context, channel string, msg Message) error

@@ -13,7 +13,8 @@ var _ Broker = (*MemoryBroker)(nil)
 // NewMemoryBroker returns an in-process broker; NewHub starts it.
 func NewMemoryBroker() *MemoryBroker { return &MemoryBroker{} }
 
-func (b *MemoryBroker) Start(deliver Deliver) { b.deliver = deliver }
+// Start keeps deliver; one process misses nothing, so resync is unused.
+func (b *MemoryBroker) Start(deliver Deliver, _ func()) { b.deliver = deliver }
 
 func (b *MemoryBroker) Publish(_ context.Context, channel string, msg Message) error {
 	b.deliver(channel, msg)

@@ -25,10 +25,13 @@ import (
 // itself, so every member gets each message exactly once, and local chat
 // goes on while Redis is away.
 type RedisBroker struct {
-	conn    *RedisConn
-	ps      *redis.PubSub
-	deliver Deliver // nil until Start: Publish then only reaches Redis
-	logger  *slog.Logger
+	conn         *RedisConn
+	ps           *redis.PubSub
+	deliver      Deliver     // nil until Start: Publish then only reaches Redis
+	resync       func()      // see Broker.Start; nil until Start
+	syncing      atomic.Bool // a resync goroutine runs
+	resyncWanted atomic.Bool // ...and should run (again)
+	logger       *slog.Logger
 
 	mu      sync.Mutex
 	pending []subOp // Subscribe/Unsubscribe calls not yet sent, in order
@@ -116,8 +119,9 @@ var cryptoRead = crand.Read
 
 // Start runs the receive loop, the subscription worker and the health
 // check until Close, handing what other processes publish to deliver.
-func (b *RedisBroker) Start(deliver Deliver) {
+func (b *RedisBroker) Start(deliver Deliver, resync func()) {
 	b.deliver = deliver
+	b.resync = resync
 	b.wg.Add(3)
 	go b.receiveLoop()
 	go b.subscribeLoop()
@@ -197,11 +201,13 @@ func (b *RedisBroker) subscribeLoop() {
 		ops := b.pending
 		b.pending = nil
 		b.mu.Unlock()
+		subscribed := false
 		for _, op := range ops {
 			ctx, cancel := context.WithTimeout(b.ctx, 3*time.Second)
 			var err error
 			if op.sub {
 				err = b.ps.Subscribe(ctx, b.conn.prefix+op.channel)
+				subscribed = subscribed || err == nil
 			} else {
 				err = b.ps.Unsubscribe(ctx, b.conn.prefix+op.channel)
 			}
@@ -209,6 +215,11 @@ func (b *RedisBroker) subscribeLoop() {
 			if err != nil && b.ctx.Err() == nil {
 				b.setUp(false, err)
 			}
+		}
+		if subscribed {
+			// What was published between a new member's join and this
+			// subscription becoming active is read from history.
+			b.startResync(100 * time.Millisecond)
 		}
 	}
 }
@@ -288,10 +299,43 @@ func (b *RedisBroker) setUp(up bool, err error) {
 		return
 	}
 	if up {
-		b.logger.Info("redis reachable again: cross-process delivery resumes")
+		b.logger.Info("redis reachable again: cross-process delivery resumes; backfilling from history")
+		b.startResync(time.Second) // once the receive loop has resubscribed
 	} else {
 		b.logger.Warn("redis unreachable: chat continues within this process", "err", err)
 	}
+}
+
+// startResync runs resync after delay: one at a time, and once more if
+// asked again while one runs.
+func (b *RedisBroker) startResync(delay time.Duration) {
+	if b.resync == nil {
+		return
+	}
+	b.resyncWanted.Store(true)
+	if !b.syncing.CompareAndSwap(false, true) {
+		return
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		for {
+			for b.resyncWanted.Swap(false) {
+				sleep(b.ctx, delay)
+				if b.ctx.Err() != nil {
+					b.syncing.Store(false)
+					return
+				}
+				b.resync()
+			}
+			b.syncing.Store(false)
+			// A request that came after the loop's last check and before
+			// syncing was cleared would otherwise be lost.
+			if !b.resyncWanted.Load() || !b.syncing.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}()
 }
 
 // Up reports the last known Redis state.

@@ -76,13 +76,13 @@ type Client struct {
 	expires atomic.Int64
 	version atomic.Int64
 
-	mu    sync.Mutex
-	queue [][]byte // Frames waiting for the writer
-	spare [][]byte // a small finished batch's array, reused by the next queue
-	writing bool // a writeLoop goroutine is running
-	held    bool // Hold is in effect: no writer takes a batch until Release
-	inWrite bool // a writeLoop is inside a write to the socket
-	closing bool // a close frame is queued or sent; no more data frames
+	mu      sync.Mutex
+	queue   [][]byte // Frames waiting for the writer
+	spare   [][]byte // a small finished batch's array, reused by the next queue
+	writing bool     // a writeLoop goroutine is running
+	held    bool     // Hold is in effect: no writer takes a batch until Release
+	inWrite bool     // a writeLoop is inside a write to the socket
+	closing bool     // a close frame is queued or sent; no more data frames
 	// closeSent is made by Close and closed by the writer once the close
 	// frame is written (or writing failed), so Serve tears the connection
 	// down only after the close frame has gone out (RFC 6455 §7.1.2).
@@ -188,6 +188,24 @@ func (c *Client) Release() {
 		c.startWriterLocked()
 	}
 	c.mu.Unlock()
+}
+
+// SendFirst queues text frames for this client alone ahead of everything
+// queued: while Hold is in effect, a welcome and a history replay built
+// after joining (their offsets known only then) still go out before the
+// live messages that arrived meanwhile.
+func (c *Client) SendFirst(payloads ...[]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	q := make([][]byte, 0, len(payloads)+len(c.queue))
+	for _, p := range payloads {
+		q = append(q, TextFrame(p))
+	}
+	c.queue = append(q, c.queue...)
+	c.startWriterLocked()
 }
 
 // Send queues one text frame for this client alone.
@@ -438,10 +456,7 @@ func (c *Client) Serve(onText func([]byte), onBinary func([]byte)) {
 				// handshake, or broke the protocol (gorilla has answered
 				// with its own close): nothing more can be sent.
 				c.closing = true
-				code := websocket.CloseAbnormalClosure
-				if ce := (*websocket.CloseError)(nil); errors.As(err, &ce) {
-					code = ce.Code
-				}
+				code := readErrorCode(err)
 				c.count(func(s *Stats) { s.closed(code) })
 			}
 			c.mu.Unlock()
@@ -479,6 +494,27 @@ func (c *Client) Serve(onText func([]byte), onBinary func([]byte)) {
 			c.Close(CloseUnsupported)
 		}
 	}
+}
+
+// readErrorCode is the close code to count for a read error that ended
+// the connection before any close frame was queued. gorilla fails the
+// connection on a protocol violation (reserved bits, unknown opcode,
+// unmasked or fragmented or over-125-byte control frame, bad continuation,
+// bad close code: RFC 6455 §7.1.7) by writing its own 1002 close frame and
+// returning a plain error; a dropped connection is a net.Error, an EOF, or
+// gorilla's 1006 CloseError. Counting the former as 1006 would report a
+// close the server sent as one it never saw.
+func readErrorCode(err error) int {
+	var ce *websocket.CloseError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce):
+		return ce.Code
+	case errors.As(err, &ne), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, websocket.ErrReadLimit): // a 64-bit length with its top bit set: no close frame sent
+		return websocket.CloseAbnormalClosure
+	}
+	return websocket.CloseProtocolError
 }
 
 // awaitCloseSent waits until a queued close frame has been written, or

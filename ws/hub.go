@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -15,7 +16,11 @@ import (
 // broker calls it from, so there is no single goroutine for every message
 // to queue behind and no channel send that can hang at shutdown.
 type Hub struct {
-	broker Broker
+	broker  Broker
+	history HistoryStore // nil: history off
+	hcfg    HistoryConfig
+	writer  *historyWriter
+	logger  *slog.Logger
 
 	mu       sync.RWMutex
 	channels map[string]*channel
@@ -32,20 +37,62 @@ type channel struct {
 	mu      sync.RWMutex
 	members []*Client
 	index   map[*Client]int
+	log     *groupLog // a group's ordered stream, when history is on
 }
+
+// groupLog is this process's place in one group's stream: members get the
+// group's messages in offset order, each once. A message that arrives
+// ahead of one this process has not seen (from another process, through
+// Redis) is held and the missing ones are read from history.
+type groupLog struct {
+	group   string
+	epoch   string
+	offset  uint64             // the last offset delivered to local members
+	held    map[uint64]Message // arrived early, by offset
+	filling bool               // a gap fill is scheduled
+}
+
+// gapWait is how long an early message waits for the ones before it to
+// arrive live before they are read from history.
+const gapWait = 50 * time.Millisecond
 
 // ErrHubClosed is returned by Join once shutdown has begun.
 var ErrHubClosed = errors.New("hub closed")
 
+// HubOption configures NewHub.
+type HubOption func(*Hub)
+
+// WithHistory turns group history on: group messages get offsets, are
+// stored in store before delivery, and members can recover what they
+// missed.
+func WithHistory(store HistoryStore, cfg HistoryConfig, logger *slog.Logger) HubOption {
+	return func(h *Hub) { h.history, h.hcfg, h.logger = store, cfg, logger }
+}
+
 // NewHub returns an empty hub on the channel layer b: it starts b with the
 // hub's deliver and subscribes to ControlChannel, so the hub is ready to
 // use (as centrifuge's node registers itself with its broker once).
-func NewHub(b Broker) *Hub {
+func NewHub(b Broker, opts ...HubOption) *Hub {
 	h := &Hub{broker: b, channels: map[string]*channel{}, clients: map[*Client]struct{}{}}
-	b.Start(h.deliver)
+	for _, o := range opts {
+		o(h)
+	}
+	if h.logger == nil {
+		h.logger = slog.New(slog.DiscardHandler)
+	}
+	if h.history != nil {
+		h.writer = newHistoryWriter(h.history, h.hcfg, h.logger, b.Publish)
+	}
+	b.Start(h.deliver, h.Resync)
 	b.Subscribe(ControlChannel)
 	return h
 }
+
+// HistoryOn reports whether group history is on.
+func (h *Hub) HistoryOn() bool { return h.history != nil }
+
+// HistoryConfig returns the history settings.
+func (h *Hub) HistoryConfig() HistoryConfig { return h.hcfg }
 
 // Add registers c with the hub (for shutdown and revocation) and removes it
 // from every channel when its read loop ends. Call it before c.Serve.
@@ -69,24 +116,70 @@ func (h *Hub) Add(c *Client) error {
 // Join makes c a member of channel, subscribing this process to it when c
 // is its first local member.
 func (h *Hub) Join(name string, c *Client) error {
+	_, err := h.join(name, c, nil)
+	return err
+}
+
+// JoinGroup makes c a member of group and returns the group's position at
+// that instant: every message after it reaches c, none before it does.
+// With history on, the first local member reads the group's position from
+// the database.
+func (h *Hub) JoinGroup(ctx context.Context, group string, c *Client) (Position, error) {
+	if h.history == nil {
+		return Position{}, h.Join(GroupChannel(group), c)
+	}
+	h.mu.RLock()
+	known := h.channels[GroupChannel(group)] != nil
+	h.mu.RUnlock()
+	var log *groupLog
+	if !known {
+		epoch, offset, err := h.history.Position(ctx, group)
+		if err != nil {
+			return Position{}, err
+		}
+		log = &groupLog{group: group, epoch: epoch, offset: offset}
+	}
+	return h.join(GroupChannel(group), c, func() *groupLog {
+		if log != nil {
+			return log
+		}
+		// The channel went away meanwhile: read again.
+		epoch, offset, err := h.history.Position(ctx, group)
+		if err != nil {
+			h.logger.Warn("history position", "group", group, "err", err)
+		}
+		return &groupLog{group: group, epoch: epoch, offset: offset}
+	})
+}
+
+// join adds c to channel name; newLog, when set, gives a new channel its
+// group log.
+func (h *Hub) join(name string, c *Client, newLog func() *groupLog) (Position, error) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		return ErrHubClosed
+		return Position{}, ErrHubClosed
 	}
 	ch := h.channels[name]
 	first := ch == nil
 	if first {
 		ch = &channel{index: map[*Client]int{}}
+		if newLog != nil {
+			ch.log = newLog()
+		}
 		h.channels[name] = ch
 		// Subscribe under h.mu so a racing last-Leave's Unsubscribe of the
 		// same channel cannot be applied after it; it never blocks.
 		h.broker.Subscribe(name)
 	}
+	var pos Position
 	ch.mu.Lock()
 	if _, ok := ch.index[c]; !ok {
 		ch.index[c] = len(ch.members)
 		ch.members = append(ch.members, c)
+	}
+	if ch.log != nil {
+		pos = Position{Epoch: ch.log.epoch, Offset: ch.log.offset}
 	}
 	ch.mu.Unlock()
 	h.mu.Unlock()
@@ -94,7 +187,7 @@ func (h *Hub) Join(name string, c *Client) error {
 	c.mu.Lock()
 	c.channels = append(c.channels, name)
 	c.mu.Unlock()
-	return nil
+	return pos, nil
 }
 
 // Leave removes c from channel, unsubscribing when it was the last member.
@@ -148,20 +241,173 @@ func (h *Hub) deliver(name string, msg Message) {
 	if ch == nil {
 		return
 	}
+	if ch.log == nil {
+		ch.mu.RLock()
+		h.fanout(ch, msg)
+		ch.mu.RUnlock()
+		return
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	log := ch.log
+	switch {
+	case msg.Seq == 0: // ephemeral (presence): no place in the stream
+		h.fanout(ch, msg)
+	case msg.Seq <= log.offset: // delivered already (a backfill overlap)
+	case msg.Seq == log.offset+1:
+		h.fanout(ch, msg)
+		log.offset = msg.Seq
+		h.drainHeld(ch)
+	default:
+		if log.held == nil {
+			log.held = map[uint64]Message{}
+		}
+		log.held[msg.Seq] = msg
+		if !log.filling {
+			log.filling = true
+			time.AfterFunc(gapWait, func() { h.fillGap(name, ch) })
+		}
+	}
+}
+
+// drainHeld delivers the held messages that now follow in order (ch.mu
+// held).
+func (h *Hub) drainHeld(ch *channel) {
+	log := ch.log
+	for {
+		next, ok := log.held[log.offset+1]
+		if !ok {
+			return
+		}
+		delete(log.held, log.offset+1)
+		h.fanout(ch, next)
+		log.offset++
+	}
+}
+
+// fanout queues msg for every member of ch (ch.mu held). Group channels
+// order by offset themselves, so members see no Seq; status channels keep
+// the members' own "drop a version you have passed" rule.
+func (h *Hub) fanout(ch *channel, msg Message) {
 	f := TextFrame(msg.Payload)
-	ch.mu.RLock()
+	seq := msg.Seq
+	if ch.log != nil {
+		seq = 0
+	}
 	n := 0
 	for _, c := range ch.members {
 		cf := f
 		if c == msg.Origin && msg.OriginPayload != nil {
 			cf = TextFrame(msg.OriginPayload)
 		}
-		if c.enqueue(cf, msg.Seq) {
+		if c.enqueue(cf, seq) {
 			n++
 		}
 	}
-	ch.mu.RUnlock()
 	h.Stats.MessagesOut.Add(int64(n))
+}
+
+// fillGap reads from history the messages between what ch has delivered
+// and the first one it holds, and delivers them, so nothing is dropped or
+// reordered. Offsets are assigned in committed transactions that lock the
+// group, so a held offset's predecessors are already stored.
+func (h *Hub) fillGap(name string, ch *channel) {
+	ch.mu.Lock()
+	log := ch.log
+	from, to := log.offset, uint64(0)
+	for off := range log.held {
+		if to == 0 || off-1 < to {
+			to = off - 1
+		}
+	}
+	if len(log.held) == 0 || to <= from {
+		log.filling = false
+		ch.mu.Unlock()
+		return
+	}
+	ch.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	entries, err := h.history.Range(ctx, log.group, from, to, int(to-from))
+	if err != nil {
+		h.logger.Warn("history gap fill", "group", log.group, "err", err)
+	}
+	for _, e := range entries {
+		h.deliver(name, Message{Payload: e.Payload, Seq: e.Offset})
+	}
+	ch.mu.Lock()
+	if log.offset < to {
+		// Not in history (trimmed, or the database failed): move on
+		// rather than hold the group forever.
+		h.logger.Warn("history gap could not be filled", "group", log.group, "from", log.offset+1, "to", to)
+		log.offset = to
+	}
+	h.drainHeld(ch)
+	log.filling = false
+	if len(log.held) > 0 { // a further gap
+		log.filling = true
+		time.AfterFunc(gapWait, func() { h.fillGap(name, ch) })
+	}
+	ch.mu.Unlock()
+}
+
+// Resync brings every local group up to date from history: what this
+// process missed while the channel layer was away (a Redis outage or a
+// subscription not yet active) reaches its members in order. Brokers call
+// it after they (re)subscribe.
+func (h *Hub) Resync() {
+	if h.history == nil {
+		return
+	}
+	h.mu.RLock()
+	groups := map[string]*channel{}
+	for name, ch := range h.channels {
+		if ch.log != nil {
+			groups[name] = ch
+		}
+	}
+	h.mu.RUnlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for name, ch := range groups {
+		ch.mu.RLock()
+		group, from := ch.log.group, ch.log.offset
+		ch.mu.RUnlock()
+		_, last, err := h.history.Position(ctx, group)
+		if err != nil || last <= from {
+			continue
+		}
+		entries, err := h.history.Range(ctx, group, from, last, int(last-from))
+		if err != nil {
+			h.logger.Warn("history resync", "group", group, "err", err)
+			continue
+		}
+		for _, e := range entries {
+			h.deliver(name, Message{Payload: e.Payload, Seq: e.Offset})
+		}
+	}
+}
+
+// PublishGroup stores m in the group's history (history on) and delivers
+// it to every member in every process, in offset order. With wait it
+// returns once m is stored and published (a REST publish answers 202
+// only then), or the error that kept it from being stored; otherwise it
+// returns once m is queued, and a failure to store closes m.Origin with
+// 1011 (the sender is told).
+func (h *Hub) PublishGroup(ctx context.Context, m GroupMessage, wait bool) error {
+	if h.writer == nil {
+		msg := Message{Payload: m.Encode(0), Origin: m.Origin}
+		if m.Origin != nil && m.EncodeOrigin != nil {
+			msg.OriginPayload = m.EncodeOrigin(0)
+		}
+		// A failed publish (Redis down) still reached local members;
+		// without history nothing can bring it to the others later.
+		if err := h.broker.Publish(ctx, GroupChannel(m.Group), msg); err != nil {
+			h.logger.Warn("group message reached this process only", "group", m.Group, "err", err)
+		}
+		return nil
+	}
+	return h.writer.append(ctx, m, wait)
 }
 
 // Publish sends msg to channel's members in every process.
@@ -279,6 +525,11 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	for _, c := range all {
 		c.Close(CloseShutdown)
 	}
+	defer func() {
+		if h.writer != nil {
+			h.writer.close() // stores and publishes what was queued
+		}
+	}()
 	done := make(chan struct{})
 	go func() { h.wg.Wait(); close(done) }()
 	select {

@@ -68,6 +68,12 @@ type (
 		User  string `json:"user"`
 		Group string `json:"group"`
 		Exp   int64  `json:"exp,omitempty"` // the token's expiry, unix seconds
+		// With history on: the group's epoch and its latest offset when
+		// the member joined, and, when the member asked to recover
+		// (?since=), whether every missed message follows (all or none).
+		Epoch     string  `json:"epoch,omitempty"`
+		Offset    *uint64 `json:"offset,omitempty"`
+		Recovered *bool   `json:"recovered,omitempty"`
 	}
 	ChatMessage struct {
 		Type  string `json:"type"` // "message"
@@ -75,6 +81,9 @@ type (
 		User  string `json:"user"`
 		Text  string `json:"text"`
 		TS    string `json:"ts"`
+		// Offset is the message's place in its group's history (history
+		// on): it grows by exactly 1 per message.
+		Offset uint64 `json:"offset,omitempty"`
 		// ID is the sender's own id for its message (switchboard.v1),
 		// only in the sender's copy.
 		ID string `json:"id,omitempty"`
@@ -96,10 +105,11 @@ type (
 		User string `json:"user"`
 	}
 	Publish struct {
-		Type  string          `json:"type"` // "publish"
-		Group string          `json:"group"`
-		Data  json.RawMessage `json:"data"`
-		TS    string          `json:"ts"`
+		Type   string          `json:"type"` // "publish"
+		Group  string          `json:"group"`
+		Data   json.RawMessage `json:"data"`
+		TS     string          `json:"ts"`
+		Offset uint64          `json:"offset,omitempty"` // as ChatMessage.Offset
 	}
 	Status struct {
 		Type    string          `json:"type"` // "status"

@@ -1,0 +1,170 @@
+package models
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// HistoryStore keeps each group's messages with their offsets, durably.
+// Offsets start at 1 and grow by exactly 1 per message within a group,
+// across every process sharing the database.
+type HistoryStore struct{ db *gorm.DB }
+
+// NewHistoryStore returns a store over db.
+func NewHistoryStore(db *gorm.DB) *HistoryStore { return &HistoryStore{db: db} }
+
+// HistoryAppend is one message to append: Encode builds the stored frame
+// (and what members receive) from the offset the database assigns.
+type HistoryAppend struct {
+	Group  string
+	Encode func(offset uint64) []byte
+}
+
+// HistoryEntry is one stored message.
+type HistoryEntry struct {
+	Offset  uint64
+	Payload []byte
+}
+
+type historyGroup struct {
+	Name       string
+	Epoch      string
+	LastOffset uint64
+}
+
+func (historyGroup) TableName() string { return "history_groups" }
+
+// Append stores batch in one transaction (the group commit) and returns,
+// for each entry in order, its offset and payload, and each group's epoch.
+// Entries of one group get consecutive offsets in batch order.
+func (s *HistoryStore) Append(ctx context.Context, batch []HistoryAppend) ([]HistoryEntry, map[string]string, error) {
+	counts := map[string]uint64{}
+	var order []string
+	for _, a := range batch {
+		if counts[a.Group] == 0 {
+			order = append(order, a.Group)
+		}
+		counts[a.Group]++
+	}
+	out := make([]HistoryEntry, len(batch))
+	epochs := make(map[string]string, len(order))
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		next := map[string]uint64{}
+		for _, g := range order {
+			if err := ensureGroup(tx, g); err != nil {
+				return err
+			}
+			var row historyGroup
+			// The row lock taken here serializes appenders of one group
+			// on every process until commit.
+			err := tx.Raw(`UPDATE history_groups SET last_offset = last_offset + ? WHERE name = ? RETURNING name, epoch, last_offset`,
+				counts[g], g).Scan(&row).Error
+			if err != nil {
+				return err
+			}
+			next[g] = row.LastOffset - counts[g] + 1
+			epochs[g] = row.Epoch
+		}
+		now := time.Now().UTC()
+		rows := make([]map[string]any, len(batch))
+		for i, a := range batch {
+			off := next[a.Group]
+			next[a.Group]++
+			out[i] = HistoryEntry{Offset: off, Payload: a.Encode(off)}
+			rows[i] = map[string]any{"group_name": a.Group, "offset": off, "payload": string(out[i].Payload), "created_at": now}
+		}
+		return tx.Table("history_messages").CreateInBatches(rows, 200).Error
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("append history: %w", err)
+	}
+	return out, epochs, nil
+}
+
+// ensureGroup creates group's row with a fresh random epoch if missing.
+func ensureGroup(tx *gorm.DB, group string) error {
+	return tx.Exec(`INSERT INTO history_groups (name, epoch, last_offset) VALUES (?, ?, 0) ON CONFLICT (name) DO NOTHING`,
+		group, newEpoch()).Error
+}
+
+func newEpoch() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Position returns group's epoch and last offset, creating the group (and
+// its epoch) on first use, so the epoch a member is welcomed with is the
+// one its later messages carry.
+func (s *HistoryStore) Position(ctx context.Context, group string) (epoch string, offset uint64, err error) {
+	var row historyGroup
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := ensureGroup(tx, group); err != nil {
+			return err
+		}
+		return tx.Where("name = ?", group).Take(&row).Error
+	})
+	if err != nil {
+		return "", 0, fmt.Errorf("history position of %q: %w", group, err)
+	}
+	return row.Epoch, row.LastOffset, nil
+}
+
+// Range returns group's stored messages with after < offset <= upto, in
+// offset order, at most limit of them (the oldest first).
+func (s *HistoryStore) Range(ctx context.Context, group string, after, upto uint64, limit int) ([]HistoryEntry, error) {
+	var rows []struct {
+		Offset  uint64
+		Payload string
+	}
+	err := s.db.WithContext(ctx).Table("history_messages").Select(`"offset", payload`).
+		Where(`group_name = ? AND "offset" > ? AND "offset" <= ?`, group, after, upto).
+		Order(`"offset"`).Limit(limit).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("read history of %q: %w", group, err)
+	}
+	out := make([]HistoryEntry, len(rows))
+	for i, r := range rows {
+		out[i] = HistoryEntry{Offset: r.Offset, Payload: []byte(r.Payload)}
+	}
+	return out, nil
+}
+
+// Latest returns group's newest limit messages, oldest first.
+func (s *HistoryStore) Latest(ctx context.Context, group string, limit int) ([]HistoryEntry, error) {
+	var rows []struct {
+		Offset  uint64
+		Payload string
+	}
+	err := s.db.WithContext(ctx).Table("history_messages").Select(`"offset", payload`).
+		Where("group_name = ?", group).Order(`"offset" DESC`).Limit(limit).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("read history of %q: %w", group, err)
+	}
+	out := make([]HistoryEntry, len(rows))
+	for i, r := range rows {
+		out[len(rows)-1-i] = HistoryEntry{Offset: r.Offset, Payload: []byte(r.Payload)}
+	}
+	return out, nil
+}
+
+// Trim deletes, in every group, messages beyond the newest keep and those
+// older than maxAge (0: no age limit). Offsets are never reused: the
+// group's last_offset stays.
+func (s *HistoryStore) Trim(ctx context.Context, keep int, maxAge time.Duration) error {
+	db := s.db.WithContext(ctx)
+	err := db.Exec(`DELETE FROM history_messages WHERE "offset" <= (
+		SELECT g.last_offset - ? FROM history_groups g WHERE g.name = history_messages.group_name)`, keep).Error
+	if err == nil && maxAge > 0 {
+		err = db.Exec(`DELETE FROM history_messages WHERE created_at < ?`, time.Now().UTC().Add(-maxAge)).Error
+	}
+	if err != nil {
+		return fmt.Errorf("trim history: %w", err)
+	}
+	return nil
+}
