@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -23,6 +25,8 @@ type Deps struct {
 	Logger   *slog.Logger
 	Users    *models.UserStore
 	Status   *models.StatusStore
+	// History is group history (the hub's, WithHistory); nil when off.
+	History *models.HistoryStore
 	Auth     *middleware.Auth
 	Hub      *ws.Hub
 	Presence ws.Presence
@@ -62,15 +66,24 @@ func NewServer(d Deps) http.Handler {
 	// the peer address: gin trusts X-Forwarded-For from anyone by default,
 	// which would let each request pick a fresh rate-limit bucket.
 	_ = r.SetTrustedProxies(nil)
-	r.Use(middleware.AccessLog(d.Logger), recovery(d.Logger))
+	r.Use(middleware.AccessLog(d.Logger), recovery(d.Logger), middleware.DrainUnreadBody())
+	if cors := middleware.CORS(d.AllowedOrigins); cors != nil {
+		r.Use(cors)
+	}
 	r.NoRoute(func(c *gin.Context) {
 		middleware.WriteError(c, models.Errorf(models.ENOTFOUND, "no such endpoint"))
 	})
 	r.NoMethod(func(c *gin.Context) {
+		// gin lists the routed methods; HeadAsGet serves HEAD wherever
+		// GET is routed.
+		allow := c.Writer.Header().Get("Allow")
+		if methods := strings.Split(allow, ", "); slices.Contains(methods, http.MethodGet) && !slices.Contains(methods, http.MethodHead) {
+			c.Header("Allow", allow+", "+http.MethodHead)
+		}
 		middleware.WriteError(c, models.Errorf(models.EMETHOD, "method not allowed"))
 	})
 	addRoutes(r, d)
-	return r
+	return middleware.HeadAsGet(r)
 }
 
 // recovery turns a panic into a logged 500 with the standard error shape.
