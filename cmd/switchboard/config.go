@@ -24,6 +24,7 @@ type Config struct {
 	RedisPrefix          string
 	PresenceTTL          time.Duration
 	PresenceEvents       bool
+	History              ws.HistoryConfig // Size 0: history off
 	PublishAPIKey        string
 	Client               ws.ClientConfig
 	LoginRate            float64
@@ -65,6 +66,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	cfg.JWTRefreshExpiration = p.duration("JWT_REFRESH_EXPIRATION", 168*time.Hour)
 	cfg.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", 10*time.Second)
 	cfg.PresenceTTL = p.duration("PRESENCE_TTL", 60*time.Second)
+	cfg.History.Size = p.integer("HISTORY_SIZE", 1000, 0)
+	cfg.History.TTL = p.duration("HISTORY_TTL", 168*time.Hour)
+	cfg.History.RecoveryMax = p.integer("HISTORY_RECOVERY_MAX", 1000, 0)
 	switch v := getenv("PRESENCE_EVENTS"); v {
 	case "", "on", "true", "1":
 		cfg.PresenceEvents = true
@@ -80,6 +84,15 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	c.PingInterval = p.duration("WS_PING_INTERVAL", c.PingInterval)
 	c.PongTimeout = p.duration("WS_PONG_TIMEOUT", c.PongTimeout)
 	c.WriteTimeout = p.duration("WS_WRITE_TIMEOUT", c.WriteTimeout)
+	c.AuthTimeout = p.duration("WS_AUTH_TIMEOUT", c.AuthTimeout)
+	c.TokenGrace = p.duration("WS_TOKEN_GRACE", c.TokenGrace)
+	switch v := getenv("WS_TOKEN_EXPIRY"); v {
+	case "", "enforce":
+	case "ignore":
+		c.EnforceExpiry = false
+	default:
+		p.fail(fmt.Errorf("WS_TOKEN_EXPIRY=%q: want enforce or ignore", v))
+	}
 	cfg.LoginRate = p.float("LOGIN_RATE_LIMIT", 5) // 0 disables it
 	cfg.LoginBurst = p.integer("LOGIN_RATE_BURST", 20, 1)
 	cfg.BcryptCost = p.integer("BCRYPT_COST", 10, 4)

@@ -240,12 +240,19 @@ func newApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) 
 		checks["redis"] = a.redis.Healthy
 		logger.Info("channel layer: redis", "prefix", a.redis.Prefix())
 	}
-	a.hub = ws.NewHub(a.broker)
+	var hubOpts []ws.HubOption
+	var history *models.HistoryStore
+	if cfg.History.Size > 0 {
+		history = models.NewHistoryStore(db)
+		hubOpts = append(hubOpts, ws.WithHistory(history, cfg.History, logger))
+	}
+	a.hub = ws.NewHub(a.broker, hubOpts...)
 	metrics = handlers.NewMetrics(a.hub, redisUp)
 	a.handler = handlers.NewServer(handlers.Deps{
 		Logger:         logger,
 		Users:          a.users,
 		Status:         models.NewStatusStore(db),
+		History:        history,
 		PublishAPIKey:  cfg.PublishAPIKey,
 		PresenceEvents: cfg.PresenceEvents,
 		Checks:         checks,
@@ -281,6 +288,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer a.close()
 	go a.hub.RunPinger(ctx, cfg.Client.PingInterval)
+	go a.hub.RunExpiry(ctx)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
