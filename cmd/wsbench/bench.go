@@ -152,7 +152,9 @@ func (s serverSet) sample() ([]procSample, error) {
 	return out, nil
 }
 
-// bench runs one scenario and returns its result.
+// bench runs one scenario and returns its result: it checks the servers,
+// prepares users, tokens and plans, starts the workers and drives them
+// through the run's phases.
 func bench(ctx context.Context, cfg config, stderr io.Writer) (*result, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -164,27 +166,9 @@ func bench(ctx context.Context, cfg config, stderr io.Writer) (*result, error) {
 		}
 	}
 
-	var httpURLs, wsURLs []string
-	allV4 := true
-	for _, u := range cfg.URLs {
-		h, w, v4, err := checkLoopback(ctx, u)
-		if err != nil {
-			return nil, err
-		}
-		httpURLs, wsURLs = append(httpURLs, h), append(wsURLs, w)
-		allV4 = allV4 && v4
-	}
-	if cfg.Via == "publish" && cfg.APIKey == "" {
-		return nil, errors.New("-via publish needs -api-key (or PUBLISH_API_KEY): the server's key")
-	}
-	if cfg.Via == "publish" {
-		// Fail before connecting thousands of sockets if the endpoint or
-		// the key is wrong. The probe group has no members.
-		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}
-		err := publish(client, httpURLs[0]+"/api/groups/wsbench-probe/messages", cfg.APIKey, []byte("probe"))
-		if err != nil {
-			return nil, fmt.Errorf("publish API check: %w", err)
-		}
+	tg, err := checkTargets(ctx, cfg)
+	if err != nil {
+		return nil, err
 	}
 	servers := serverSet(cfg.ServerPIDs)
 	if _, err := servers.sample(); err != nil {
@@ -194,13 +178,72 @@ func bench(ctx context.Context, cfg config, stderr io.Writer) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
+	tokens, err := memberTokens(ctx, cfg, lay, logf)
+	if err != nil {
+		return nil, err
+	}
 
+	// The last part of the run is kept for closing the sockets.
+	reserve := min(45*time.Second, cfg.Timeout/4)
+	window := sendWindow(cfg)
+	plans := makePlans(cfg, lay, tg, tokens, window, started.Add(cfg.Timeout-reserve), reserve)
+	res := newResult(cfg, lay, tg, window)
+	s0, _ := servers.sample()
+
+	logf("connecting %d sockets (%d group(s), %d source address(es), %d process(es))", cfg.N, cfg.Groups, max(res.Sources, 1), cfg.Procs)
+	wctx, wcancel := context.WithTimeout(context.Background(), cfg.Timeout+10*time.Second)
+	defer wcancel()
+	hs, err := startWorkers(wctx, plans, stderr)
+	if err != nil {
+		return nil, err
+	}
+	c := &coordinator{cfg: cfg, hs: hs, res: res, servers: servers, started: started, reserve: reserve, logf: logf}
+	return c.finish(c.drive(ctx, s0))
+}
+
+// targets are the servers of a run, as checkLoopback resolved them.
+type targets struct {
+	httpURLs, wsURLs []string
+	allV4            bool // every server is on an IPv4 address: -sources apply
+}
+
+// checkTargets refuses anything but loopback servers and, with -via
+// publish, checks the publish endpoint and key before any socket is
+// connected.
+func checkTargets(ctx context.Context, cfg config) (targets, error) {
+	tg := targets{allV4: true}
+	for _, u := range cfg.URLs {
+		h, w, v4, err := checkLoopback(ctx, u)
+		if err != nil {
+			return tg, err
+		}
+		tg.httpURLs, tg.wsURLs = append(tg.httpURLs, h), append(tg.wsURLs, w)
+		tg.allV4 = tg.allV4 && v4
+	}
+	if cfg.Via == "publish" && cfg.APIKey == "" {
+		return tg, errors.New("-via publish needs -api-key (or PUBLISH_API_KEY): the server's key")
+	}
+	if cfg.Via == "publish" {
+		// Fail before connecting thousands of sockets if the endpoint or
+		// the key is wrong. The probe group has no members.
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}
+		err := publish(client, tg.httpURLs[0]+"/api/groups/wsbench-probe/messages", cfg.APIKey, []byte("probe"))
+		if err != nil {
+			return tg, fmt.Errorf("publish API check: %w", err)
+		}
+	}
+	return tg, nil
+}
+
+// memberTokens creates the members' users where missing and signs one
+// token per member (indexed like lay.members) with the server's secret.
+func memberTokens(ctx context.Context, cfg config, lay *layout, logf func(string, ...any)) ([]string, error) {
 	names := make([]string, len(lay.members))
 	for i, m := range lay.members {
 		names[i] = m.Name
 	}
 	logf("preparing %d users", len(names))
-	ids, target, err := ensureUsers(ctx, cfg.DB, names)
+	users, target, err := ensureUsers(ctx, cfg.DB, names)
 	if err != nil {
 		return nil, err
 	}
@@ -208,166 +251,197 @@ func bench(ctx context.Context, cfg config, stderr io.Writer) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-
-	// One plan per worker: member i goes to worker i mod procs.
-	// The last part of the run is kept for closing the sockets.
-	reserve := min(45*time.Second, cfg.Timeout/4)
-	plans := make([]*plan, cfg.Procs)
-	totalSenders := 0
-	for _, g := range lay.groups {
-		totalSenders += len(g.Senders)
+	now := time.Now()
+	tokens := make([]string, len(lay.members))
+	for i, m := range lay.members {
+		if tokens[i], err = mintToken(secret, users[m.Name], m.Name, now, cfg.Timeout+10*time.Minute); err != nil {
+			return nil, err
+		}
 	}
-	// Fast senders keep at most 256 messages in flight per group (a
-	// member's queue on the server stays at a quarter of WS_SEND_QUEUE's
-	// default) and about 256k deliveries in all: enough to keep the server
-	// busy and its writes batched.
+	return tokens, nil
+}
+
+// sendWindow is how many messages a group's fast senders may have in
+// flight in one worker. By default fast senders keep at most 256 messages
+// in flight per group (a member's queue on the server stays at a quarter
+// of WS_SEND_QUEUE's default) and about 256k deliveries in all: enough to
+// keep the server busy and its writes batched.
+func sendWindow(cfg config) int {
 	window := cfg.Window
 	if window == 0 {
 		window = min(256, max(1, 262144/cfg.N))
 	}
-	window = max(1, window/cfg.Procs)
+	return max(1, window/cfg.Procs)
+}
+
+// makePlans deals the layout out to the workers: member i goes to worker
+// i mod procs, a publisher to the worker of its acknowledging member.
+func makePlans(cfg config, lay *layout, tg targets, tokens []string, window int, deadline time.Time, reserve time.Duration) []*plan {
+	plans := make([]*plan, cfg.Procs)
 	for w := range plans {
-		plans[w] = &plan{Worker: w, Via: cfg.Via, HTTPURLs: httpURLs, WSURLs: wsURLs, APIKey: cfg.APIKey,
-			Groups: lay.groups, Senders: totalSenders, Conc: cfg.Conc, Window: window, Rate: cfg.Rate,
-			Deadline: started.Add(cfg.Timeout - reserve).UnixNano(), Settle: cfg.Settle,
+		plans[w] = &plan{Worker: w, Via: cfg.Via, HTTPURLs: tg.httpURLs, WSURLs: tg.wsURLs, APIKey: cfg.APIKey,
+			Groups: lay.groups, Senders: lay.senderCount(), Conc: cfg.Conc, Window: window, Rate: cfg.Rate,
+			Deadline: deadline.UnixNano(), Settle: cfg.Settle,
 			Teardown: reserve - reserve/8}
 	}
-	now := time.Now()
 	for i, m := range lay.members {
-		tok, err := mintToken(secret, ids[m.Name], m.Name, now, cfg.Timeout+10*time.Minute)
-		if err != nil {
-			return nil, err
-		}
 		src := m.Source
-		if !allV4 {
+		if !tg.allV4 {
 			src = ""
 		}
 		p := plans[i%cfg.Procs]
-		p.Members = append(p.Members, planMember{Index: i, Name: m.Name, Token: tok, Group: m.Group,
+		p.Members = append(p.Members, planMember{Index: i, Name: m.Name, Token: tokens[i], Group: m.Group,
 			URL: m.URL, Source: src, Sender: m.Sender})
 	}
 	if cfg.Via == "publish" {
 		for g, grp := range lay.groups {
 			for j, s := range grp.Senders {
 				p := plans[s.Ack%cfg.Procs]
-				p.Publishers = append(p.Publishers, planPub{Group: g, Sender: j, URL: (g + j) % len(httpURLs)})
+				p.Publishers = append(p.Publishers, planPub{Group: g, Sender: j, URL: (g + j) % len(tg.httpURLs)})
 			}
 		}
 	}
+	return plans
+}
 
-	res := &result{Scenario: cfg.Scenario, URLs: httpURLs, Procs: cfg.Procs, Sockets: cfg.N, Groups: cfg.Groups,
-		Senders: totalSenders, Rate: cfg.Rate, LoadStart: loadAverage()}
-	if allV4 {
+// newResult is a run's result before anything has happened: what was
+// planned.
+func newResult(cfg config, lay *layout, tg targets, window int) *result {
+	res := &result{Scenario: cfg.Scenario, URLs: tg.httpURLs, Procs: cfg.Procs, Sockets: cfg.N, Groups: cfg.Groups,
+		Senders: lay.senderCount(), Rate: cfg.Rate, LoadStart: loadAverage()}
+	if tg.allV4 {
 		res.Sources = cfg.Sources
 	}
 	if cfg.Scenario != "idle" {
 		res.Via, res.Window = cfg.Via, window*cfg.Procs
-		for _, g := range lay.groups {
-			for _, s := range g.Senders {
-				res.Messages += int64(s.Msgs)
-			}
-		}
+		res.Messages = lay.messageCount()
 	}
-	s0, _ := servers.sample()
+	return res
+}
 
-	logf("connecting %d sockets (%d group(s), %d source address(es), %d process(es))", cfg.N, cfg.Groups, max(res.Sources, 1), cfg.Procs)
-	hs := make([]*workerHandle, cfg.Procs)
-	wctx, wcancel := context.WithTimeout(context.Background(), cfg.Timeout+10*time.Second)
-	defer wcancel()
+// startWorkers starts one worker per plan: in this process when there is
+// one, else as child processes. On failure it closes those it started.
+func startWorkers(ctx context.Context, plans []*plan, stderr io.Writer) ([]*workerHandle, error) {
+	hs := make([]*workerHandle, len(plans))
 	for w := range hs {
-		if hs[w], err = startWorker(wctx, w, plans[w], cfg.Procs == 1, stderr); err != nil {
+		var err error
+		if hs[w], err = startWorker(ctx, w, plans[w], len(plans) == 1, stderr); err != nil {
 			for _, h := range hs[:w] {
 				h.in.Close()
 			}
 			return nil, err
 		}
 	}
-	stopAll := func() {
-		for _, h := range hs {
-			h.command("stop")
-		}
-	}
-	finish := func(err error) (*result, error) {
-		stopAll()
-		dctx, dcancel := context.WithTimeout(context.Background(), reserve+5*time.Second)
-		defer dcancel()
-		done, derr := collect[doneEvent](dctx, hs, "done")
-		for _, h := range hs {
-			h.in.Close()
-		}
-		for _, h := range hs {
-			for range h.events { // drain to the exit event
-			}
-		}
-		if derr == nil {
-			res.addDone(done)
-		}
-		if err == nil {
-			err = derr
-		}
-		res.finish(time.Since(started))
-		return res, err
-	}
+	return hs, nil
+}
 
-	conns, err := collect[connectedEvent](ctx, hs, "connected")
+// coordinator drives the started workers of one run through its phases
+// (connect, settle, then hold or send) and collects their events into res.
+type coordinator struct {
+	cfg     config
+	hs      []*workerHandle
+	res     *result
+	servers serverSet
+	started time.Time
+	reserve time.Duration
+	logf    func(format string, args ...any)
+}
+
+// drive runs the phases; s0 is the servers' sample before connecting.
+func (c *coordinator) drive(ctx context.Context, s0 []procSample) error {
+	conns, err := collect[connectedEvent](ctx, c.hs, "connected")
 	if err != nil {
-		return finish(err)
+		return err
 	}
-	res.addConnected(conns)
-	s1, _ := servers.sample()
-	logf("connected %d/%d in %.2f s", res.Connected, cfg.N, res.ConnectSeconds)
+	c.res.addConnected(conns)
+	s1, _ := c.servers.sample()
+	c.logf("connected %d/%d in %.2f s", c.res.Connected, c.cfg.N, c.res.ConnectSeconds)
 
-	for _, h := range hs {
-		h.command("settle")
-	}
-	settled, err := collect[settledEvent](ctx, hs, "settled")
+	c.broadcast("settle")
+	settled, err := collect[settledEvent](ctx, c.hs, "settled")
 	if err != nil {
-		return finish(err)
+		return err
 	}
-	res.Settled = true
-	for _, s := range settled {
-		res.SettleFrames += s.Frames
-		res.Settled = res.Settled && s.Settled
-	}
-	s2, _ := servers.sample()
-	logf("settled: %d frames so far", res.SettleFrames)
-	res.initServers(servers, s0, s1, s2)
+	c.res.addSettled(settled)
+	s2, _ := c.servers.sample()
+	c.logf("settled: %d frames so far", c.res.SettleFrames)
+	c.res.initServers(c.servers, s0, s1, s2)
 
-	if cfg.Scenario == "idle" {
-		logf("holding for %s", cfg.Hold)
-		hold := time.NewTimer(cfg.Hold)
-		tick := time.NewTicker(time.Second)
-	holding:
-		for {
-			select {
-			case <-tick.C:
-				if s, err := servers.sample(); err == nil {
-					res.holdSample(s)
-				}
-			case <-hold.C:
-				break holding
-			case <-ctx.Done():
-				break holding
+	if c.cfg.Scenario == "idle" {
+		c.hold(ctx)
+		return nil
+	}
+	return c.send(ctx, s2)
+}
+
+// broadcast sends one command to every worker.
+func (c *coordinator) broadcast(cmd string) {
+	for _, h := range c.hs {
+		h.command(cmd)
+	}
+}
+
+// hold keeps the idle sockets open for -hold, sampling the servers' RSS
+// every second.
+func (c *coordinator) hold(ctx context.Context) {
+	c.logf("holding for %s", c.cfg.Hold)
+	hold := time.NewTimer(c.cfg.Hold)
+	tick := time.NewTicker(time.Second)
+holding:
+	for {
+		select {
+		case <-tick.C:
+			if s, err := c.servers.sample(); err == nil {
+				c.res.holdSample(s)
 			}
+		case <-hold.C:
+			break holding
+		case <-ctx.Done():
+			break holding
 		}
-		tick.Stop()
-		if s, err := servers.sample(); err == nil {
-			res.holdSample(s)
-		}
-		return finish(nil)
 	}
+	tick.Stop()
+	if s, err := c.servers.sample(); err == nil {
+		c.res.holdSample(s)
+	}
+}
 
+// send starts every worker's senders at one common time and waits until
+// every member has what it is owed; s2 is the servers' sample before.
+func (c *coordinator) send(ctx context.Context, s2 []procSample) error {
 	t0 := time.Now().Add(100 * time.Millisecond)
-	logf("sending %d messages (%d senders)", res.Messages, totalSenders)
-	for _, h := range hs {
-		h.command("go " + strconv.FormatInt(t0.UnixNano(), 10))
-	}
-	complete, err := collect[completeEvent](ctx, hs, "complete")
+	c.logf("sending %d messages (%d senders)", c.res.Messages, c.res.Senders)
+	c.broadcast("go " + strconv.FormatInt(t0.UnixNano(), 10))
+	complete, err := collect[completeEvent](ctx, c.hs, "complete")
 	if err != nil {
-		return finish(err)
+		return err
 	}
-	s3, _ := servers.sample()
-	res.addComplete(t0, complete, s2, s3)
-	logf("send phase over in %.2f s", res.SendSeconds)
-	return finish(nil)
+	s3, _ := c.servers.sample()
+	c.res.addComplete(t0, complete, s2, s3)
+	c.logf("send phase over in %.2f s", c.res.SendSeconds)
+	return nil
+}
+
+// finish stops the workers, collects their final reports (within the
+// reserve) and completes the result. err is the phases' error, if any.
+func (c *coordinator) finish(err error) (*result, error) {
+	c.broadcast("stop")
+	dctx, dcancel := context.WithTimeout(context.Background(), c.reserve+5*time.Second)
+	defer dcancel()
+	done, derr := collect[doneEvent](dctx, c.hs, "done")
+	for _, h := range c.hs {
+		h.in.Close()
+	}
+	for _, h := range c.hs {
+		for range h.events { // drain to the exit event
+		}
+	}
+	if derr == nil {
+		c.res.addDone(done)
+	}
+	if err == nil {
+		err = derr
+	}
+	c.res.finish(time.Since(c.started))
+	return c.res, err
 }

@@ -122,25 +122,15 @@ func (c *counter) add(key, sample string) {
 func (c *counter) snapshot() (map[string]int, map[string]string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return maps(c.counts), smaps(c.samples)
+	return cloneMap(c.counts), cloneMap(c.samples)
 }
 
-func maps(m map[string]int) map[string]int {
+// cloneMap copies m for a report; an empty m gives nil.
+func cloneMap[V any](m map[string]V) map[string]V {
 	if len(m) == 0 {
 		return nil
 	}
-	out := make(map[string]int, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
-func smaps(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(m))
+	out := make(map[string]V, len(m))
 	for k, v := range m {
 		out[k] = v
 	}

@@ -113,15 +113,7 @@ func (r *result) addConnected(evs []connectedEvent) {
 	var start, end int64
 	for i, ev := range evs {
 		r.Connected += ev.Connected
-		for k, v := range ev.Failures {
-			if r.ConnectFailures == nil {
-				r.ConnectFailures, r.FailureSamples = map[string]int{}, map[string]string{}
-			}
-			r.ConnectFailures[k] += v
-			if s := ev.Samples[k]; s != "" {
-				r.FailureSamples[k] = truncate(s, 160)
-			}
-		}
+		r.ConnectFailures, r.FailureSamples = mergeCounts(r.ConnectFailures, r.FailureSamples, ev.Failures, ev.Samples)
 		if i == 0 || ev.Start < start {
 			start = ev.Start
 		}
@@ -130,6 +122,32 @@ func (r *result) addConnected(evs []connectedEvent) {
 	r.ConnectSeconds = round3(float64(end-start) / 1e9)
 	if r.ConnectSeconds > 0 {
 		r.ConnectsPerSec = round1(float64(r.Connected) / r.ConnectSeconds)
+	}
+}
+
+// mergeCounts adds a worker's named counts to a result's, keeping the
+// latest non-empty sample of each (truncated). The maps are made on first
+// use, so a result without any stays without (and its JSON omits them).
+func mergeCounts(counts map[string]int, samples map[string]string, add map[string]int, addSamples map[string]string) (map[string]int, map[string]string) {
+	for k, v := range add {
+		if counts == nil {
+			counts, samples = map[string]int{}, map[string]string{}
+		}
+		counts[k] += v
+		if s := addSamples[k]; s != "" {
+			samples[k] = truncate(s, 160)
+		}
+	}
+	return counts, samples
+}
+
+// addSettled adds the workers' settle reports: frames seen while the join
+// storm lasted, and whether every worker saw it end.
+func (r *result) addSettled(evs []settledEvent) {
+	r.Settled = true
+	for _, s := range evs {
+		r.SettleFrames += s.Frames
+		r.Settled = r.Settled && s.Settled
 	}
 }
 
@@ -189,24 +207,8 @@ func (r *result) addDone(evs []doneEvent) {
 		r.Foreign += ev.Foreign
 		r.Invalid += ev.Invalid
 		r.PresenceFrames += ev.Presence
-		for k, v := range ev.Unexpected {
-			if r.UnexpectedCloses == nil {
-				r.UnexpectedCloses, r.CloseSamples = map[string]int{}, map[string]string{}
-			}
-			r.UnexpectedCloses[k] += v
-			if s := ev.Samples[k]; s != "" {
-				r.CloseSamples[k] = truncate(s, 160)
-			}
-		}
-		for k, v := range ev.SendFailures {
-			if r.SendFailures == nil {
-				r.SendFailures, r.SendSamples = map[string]int{}, map[string]string{}
-			}
-			r.SendFailures[k] += v
-			if s := ev.SendSamples[k]; s != "" {
-				r.SendSamples[k] = truncate(s, 160)
-			}
-		}
+		r.UnexpectedCloses, r.CloseSamples = mergeCounts(r.UnexpectedCloses, r.CloseSamples, ev.Unexpected, ev.Samples)
+		r.SendFailures, r.SendSamples = mergeCounts(r.SendFailures, r.SendSamples, ev.SendFailures, ev.SendSamples)
 		r.latency.merge(ev.Latency)
 		r.handshake.merge(ev.Handshake)
 		r.ready.merge(ev.Ready)

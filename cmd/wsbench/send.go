@@ -96,86 +96,20 @@ func (w *worker) send(ctx context.Context, t0 time.Time) completeEvent {
 	ctx, cancel := context.WithCancel(ctx)
 	senders := w.localSenders()
 	cpu0 := selfCPU()
-	var lagMax atomic.Int64
+	sched := &schedule{ctx: ctx}
 	var wg sync.WaitGroup
-	fail := func(err error) {
-		w.sendErrs.Add(1)
-		key := "send error"
-		var pe *publishError
-		if errors.As(err, &pe) {
-			key = "publish HTTP " + strconv.Itoa(pe.status)
-		}
-		w.sendFails.add(key, err.Error())
-	}
-	sleepUntil := func(t time.Time) bool {
-		d := time.Until(t)
-		if d <= 0 {
-			if lag := int64(-d); lag > lagMax.Load() {
-				lagMax.Store(lag)
-			}
-			return ctx.Err() == nil
-		}
-		timer := time.NewTimer(d)
-		defer timer.Stop()
-		select {
-		case <-timer.C:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
 	if w.p.Rate > 0 {
-		// One dispatcher sends every local message at its slot in the
-		// global schedule: message q of the sender at position o goes at
-		// t0 + ((q-1)·senders + o) / rate.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, 0, 64)
-			for q := 1; ; q++ {
-				more := false
-				for _, s := range senders {
-					if q > s.spec.Msgs {
-						continue
-					}
-					more = true
-					slot := float64((q-1)*w.p.Senders+s.order) / w.p.Rate
-					if !sleepUntil(t0.Add(time.Duration(slot * float64(time.Second)))) {
-						return
-					}
-					buf = appendText(buf[:0], s.spec.Name, q, time.Now().UnixNano())
-					if err := s.send(buf); err != nil {
-						fail(err)
-						continue
-					}
-					w.sent.Add(1)
-				}
-				if !more {
-					return
-				}
-			}
+			w.sendPaced(sched, senders, t0)
 		}()
-	} else if sleepUntil(t0) {
+	} else if sched.sleepUntil(t0) {
 		for _, s := range senders {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				buf := make([]byte, 0, 64)
-				for q := 1; q <= s.spec.Msgs; q++ {
-					if s.win != nil {
-						select {
-						case s.win <- struct{}{}:
-						case <-ctx.Done():
-							return
-						}
-					}
-					buf = appendText(buf[:0], s.spec.Name, q, time.Now().UnixNano())
-					if err := s.send(buf); err != nil {
-						fail(err)
-						return
-					}
-					w.sent.Add(1)
-				}
+				w.sendFast(ctx, s)
 			}()
 		}
 	}
@@ -187,7 +121,100 @@ func (w *worker) send(ctx context.Context, t0 time.Time) completeEvent {
 	cancel()
 	wg.Wait()
 	return completeEvent{End: end, TimedOut: timedOut, Sent: w.sent.Load(), SendErrors: w.sendErrs.Load(),
-		CPUNs: int64(selfCPU() - cpu0), LagMaxNs: lagMax.Load()}
+		CPUNs: int64(selfCPU() - cpu0), LagMaxNs: sched.lagMax.Load()}
+}
+
+// schedule sleeps until send times, and remembers how late it was at
+// most for a time that had already passed.
+type schedule struct {
+	ctx    context.Context
+	lagMax atomic.Int64
+}
+
+// sleepUntil waits until t and reports false if ctx ended first.
+func (s *schedule) sleepUntil(t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		if lag := int64(-d); lag > s.lagMax.Load() {
+			s.lagMax.Store(lag)
+		}
+		return s.ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
+}
+
+// sendPaced is the one dispatcher of a paced run: it sends every local
+// message at its slot in the global schedule, message q of the sender at
+// position o at t0 + ((q-1)·senders + o) / rate. A failed message is
+// counted and the next one is sent on time.
+func (w *worker) sendPaced(sched *schedule, senders []*localSender, t0 time.Time) {
+	buf := make([]byte, 0, 64)
+	for q := 1; ; q++ {
+		more := false
+		for _, s := range senders {
+			if q > s.spec.Msgs {
+				continue
+			}
+			more = true
+			slot := float64((q-1)*w.p.Senders+s.order) / w.p.Rate
+			if !sched.sleepUntil(t0.Add(time.Duration(slot * float64(time.Second)))) {
+				return
+			}
+			buf, _ = w.sendOne(s, buf, q)
+		}
+		if !more {
+			return
+		}
+	}
+}
+
+// sendFast sends s's messages as fast as its window allows; it stops at
+// the first failure.
+func (w *worker) sendFast(ctx context.Context, s *localSender) {
+	buf := make([]byte, 0, 64)
+	for q := 1; q <= s.spec.Msgs; q++ {
+		if s.win != nil {
+			select {
+			case s.win <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+		var ok bool
+		if buf, ok = w.sendOne(s, buf, q); !ok {
+			return
+		}
+	}
+}
+
+// sendOne sends message q of s, stamped with the time now, in buf (which
+// it returns for reuse), and counts it as sent or failed.
+func (w *worker) sendOne(s *localSender, buf []byte, q int) ([]byte, bool) {
+	buf = appendText(buf[:0], s.spec.Name, q, time.Now().UnixNano())
+	if err := s.send(buf); err != nil {
+		w.sendFailed(err)
+		return buf, false
+	}
+	w.sent.Add(1)
+	return buf, true
+}
+
+// sendFailed counts a failed message by kind (HTTP status for publish).
+func (w *worker) sendFailed(err error) {
+	w.sendErrs.Add(1)
+	key := "send error"
+	var pe *publishError
+	if errors.As(err, &pe) {
+		key = "publish HTTP " + strconv.Itoa(pe.status)
+	}
+	w.sendFails.add(key, err.Error())
 }
 
 // waitDone waits until every local member has what it is owed. It gives
@@ -199,14 +226,7 @@ func (w *worker) waitDone(ctx context.Context) bool {
 	if w.p.Rate > 0 {
 		stall += time.Duration(2 / w.p.Rate * float64(time.Second))
 	}
-	sum := func() int64 {
-		var n int64
-		for _, m := range w.members {
-			n += m.frames.Load()
-		}
-		return n
-	}
-	last, moved := sum(), time.Now()
+	last, moved := w.frames(), time.Now()
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -216,7 +236,7 @@ func (w *worker) waitDone(ctx context.Context) bool {
 		case <-ctx.Done():
 			return false
 		case now := <-t.C:
-			if n := sum(); n != last {
+			if n := w.frames(); n != last {
 				last, moved = n, now
 			} else if now.Sub(moved) > stall {
 				return false

@@ -14,8 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	gojwt "github.com/golang-jwt/jwt/v4"
-
+	"switchboard/middleware"
 	"switchboard/migrations"
 	"switchboard/models"
 )
@@ -49,17 +48,38 @@ func (c *config) groupFirstRune(g int) rune {
 // that every group has members in every worker (member i goes to worker
 // i mod procs), picks each group's senders and their message counts.
 func buildLayout(c config) (*layout, error) {
+	if err := checkGroupNames(c); err != nil {
+		return nil, err
+	}
+	l := placeMembers(c)
+	l.pickSenders(c)
+	if err := l.countMessages(c); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// checkGroupNames refuses a -prefix or -rune-base that would not make
+// valid usernames, one first character per group.
+func checkGroupNames(c config) error {
 	if c.Groups == 1 {
 		if err := models.ValidateUsername(c.Prefix + "1"); err != nil || c.Prefix == "" {
-			return nil, fmt.Errorf("-prefix %q: usernames allow letters, digits and @.+-_", c.Prefix)
+			return fmt.Errorf("-prefix %q: usernames allow letters, digits and @.+-_", c.Prefix)
 		}
-	} else {
-		for g := 0; g < c.Groups; g++ {
-			if r := c.groupFirstRune(g); !unicode.IsLetter(r) && !unicode.IsDigit(r) {
-				return nil, fmt.Errorf("-rune-base %#x: U+%04X (group %d) is not a letter; pick a larger letter block", c.RuneBase, r, g)
-			}
+		return nil
+	}
+	for g := 0; g < c.Groups; g++ {
+		if r := c.groupFirstRune(g); !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			return fmt.Errorf("-rune-base %#x: U+%04X (group %d) is not a letter; pick a larger letter block", c.RuneBase, r, g)
 		}
 	}
+	return nil
+}
+
+// placeMembers names the N members and puts them in their groups, the
+// first N mod groups groups getting one more, each member on a server
+// and a source address in turn.
+func placeMembers(c config) *layout {
 	l := &layout{groups: make([]planGroup, c.Groups)}
 	base, extra := c.N/c.Groups, c.N%c.Groups
 	i := 0
@@ -86,8 +106,12 @@ func buildLayout(c config) (*layout, error) {
 			i++
 		}
 	}
+	return l
+}
 
-	// Senders: the first K members of each group, or K publishers.
+// pickSenders makes the first K members of each group its senders, or,
+// with -via publish, K publishers acknowledged by members in turn.
+func (l *layout) pickSenders(c config) {
 	for g := range l.groups {
 		grp := &l.groups[g]
 		k := c.Senders
@@ -116,13 +140,14 @@ func buildLayout(c config) (*layout, error) {
 			grp.Senders = append(grp.Senders, planSender{Name: l.members[m].Name, Member: m, Ack: m})
 		}
 	}
+}
 
-	// Message counts, and the global order that -rate interleaves: the
-	// first sender of every group, then the second, and so on.
-	total := 0
-	for _, g := range l.groups {
-		total += len(g.Senders)
-	}
+// countMessages gives every sender its message count (-msgs, or with
+// -rate and -duration the run's messages shared out) and its place in the
+// global order that -rate interleaves: the first sender of every group,
+// then the second, and so on.
+func (l *layout) countMessages(c config) error {
+	total := l.senderCount()
 	msgs := make([]int, total)
 	if c.Scenario != "idle" {
 		if c.Rate > 0 && c.Duration > 0 {
@@ -146,13 +171,33 @@ func buildLayout(c config) (*layout, error) {
 				s := &l.groups[g].Senders[j]
 				s.Order, s.Msgs = order, msgs[order]
 				if s.Msgs > maxMessages {
-					return nil, fmt.Errorf("%d messages per sender: more than %d", s.Msgs, maxMessages)
+					return fmt.Errorf("%d messages per sender: more than %d", s.Msgs, maxMessages)
 				}
 				order++
 			}
 		}
 	}
-	return l, nil
+	return nil
+}
+
+// senderCount is the number of senders in all groups.
+func (l *layout) senderCount() int {
+	n := 0
+	for _, g := range l.groups {
+		n += len(g.Senders)
+	}
+	return n
+}
+
+// messageCount is the number of messages all senders send.
+func (l *layout) messageCount() int64 {
+	var n int64
+	for _, g := range l.groups {
+		for _, s := range g.Senders {
+			n += int64(s.Msgs)
+		}
+	}
+	return n
 }
 
 // sourceAddr is the k-th client source address: 127.0.0.2, 127.0.0.3, …
@@ -214,9 +259,16 @@ func checkLoopback(ctx context.Context, raw string) (httpBase, wsBase string, v4
 	return scheme + "://" + hp, ws + "://" + hp, pick.To4() != nil, nil
 }
 
+// benchUser is what a member's token needs of its user.
+type benchUser struct {
+	ID           int64
+	TokenVersion int64 // tokens carrying an older version are refused
+}
+
 // ensureUsers creates the members that do not exist yet (one bcrypt hash
-// for all, batches in one transaction) and returns every member's id.
-func ensureUsers(ctx context.Context, dbURL string, names []string) (map[string]int64, models.Target, error) {
+// for all, batches in one transaction) and returns every member's id and
+// token version.
+func ensureUsers(ctx context.Context, dbURL string, names []string) (map[string]benchUser, models.Target, error) {
 	target, err := models.ParseDatabaseURL(dbURL, "switchboard.db")
 	if err != nil {
 		return nil, target, err
@@ -234,19 +286,20 @@ func ensureUsers(ctx context.Context, dbURL string, names []string) (map[string]
 		return nil, target, err
 	}
 
-	ids := make(map[string]int64, len(names))
+	users := make(map[string]benchUser, len(names))
 	lookup := func(chunk []string) error {
 		var rows []struct {
-			ID       int64
-			Username string
+			ID           int64
+			Username     string
+			TokenVersion int64
 		}
-		err := db.WithContext(ctx).Model(&models.User{}).Select("id", "username").
+		err := db.WithContext(ctx).Model(&models.User{}).Select("id", "username", "token_version").
 			Where("username IN ?", chunk).Find(&rows).Error
 		if err != nil {
 			return fmt.Errorf("look up users: %w", err)
 		}
 		for _, r := range rows {
-			ids[r.Username] = r.ID
+			users[r.Username] = benchUser{ID: r.ID, TokenVersion: r.TokenVersion}
 		}
 		return nil
 	}
@@ -258,7 +311,7 @@ func ensureUsers(ctx context.Context, dbURL string, names []string) (map[string]
 	}
 	var missing []string
 	for _, n := range names {
-		if _, ok := ids[n]; !ok {
+		if _, ok := users[n]; !ok {
 			missing = append(missing, n)
 		}
 	}
@@ -281,11 +334,11 @@ func ensureUsers(ctx context.Context, dbURL string, names []string) (map[string]
 		}
 	}
 	for _, n := range names {
-		if _, ok := ids[n]; !ok {
+		if _, ok := users[n]; !ok {
 			return nil, target, fmt.Errorf("user %q missing after creation", n)
 		}
 	}
-	return ids, target, nil
+	return users, target, nil
 }
 
 // loadSecret returns the server's JWT secret: the flag, else the embedded
@@ -294,10 +347,10 @@ func loadSecret(flagValue string, target models.Target) ([]byte, error) {
 	if flagValue != "" {
 		return []byte(flagValue), nil
 	}
-	if target.Dialect != models.SQLite {
+	path := target.SecretFile()
+	if path == "" {
 		return nil, errors.New("no JWT secret: give -jwt-secret or JWT_SECRET (the server's)")
 	}
-	path := target.DSN + ".jwt-secret"
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("no JWT secret: give -jwt-secret, or start the server once so that it writes %s", path)
@@ -307,15 +360,9 @@ func loadSecret(flagValue string, target models.Target) ([]byte, error) {
 	return []byte(strings.TrimSpace(string(b))), nil
 }
 
-// mintToken signs what the server's middleware accepts: HS256 with the
-// rest_framework_jwt claims.
-func mintToken(secret []byte, id int64, username string, now time.Time, ttl time.Duration) (string, error) {
-	t := gojwt.NewWithClaims(gojwt.SigningMethodHS256, gojwt.MapClaims{
-		"user_id":  id,
-		"username": username,
-		"email":    "",
-		"exp":      now.Add(ttl).Unix(),
-		"orig_iat": now.Unix(),
-	})
-	return t.SignedString(secret)
+// mintToken signs a member's token with the server's one signer, with
+// the claims the server's login gives it.
+func mintToken(secret []byte, u benchUser, username string, now time.Time, ttl time.Duration) (string, error) {
+	return middleware.SignToken(secret, middleware.Claims{UserID: u.ID, Username: username,
+		Exp: now.Add(ttl), OrigIat: now, Version: u.TokenVersion})
 }

@@ -494,14 +494,7 @@ func (m *member) deliver(text []byte) {
 // settle waits until no frame has arrived for Settle: the join storm of
 // the connect phase is over. It reports the frames seen.
 func (w *worker) settle(ctx context.Context) (int64, bool) {
-	sum := func() int64 {
-		var n int64
-		for _, m := range w.members {
-			n += m.frames.Load()
-		}
-		return n
-	}
-	last, quiet := sum(), time.Now()
+	last, quiet := w.frames(), time.Now()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -509,13 +502,22 @@ func (w *worker) settle(ctx context.Context) (int64, bool) {
 		case <-ctx.Done():
 			return last, false
 		case now := <-t.C:
-			if n := sum(); n != last {
+			if n := w.frames(); n != last {
 				last, quiet = n, now
 			} else if now.Sub(quiet) >= w.p.Settle {
 				return last, true
 			}
 		}
 	}
+}
+
+// frames is how many frames this worker's members have received so far.
+func (w *worker) frames() int64 {
+	var n int64
+	for _, m := range w.members {
+		n += m.frames.Load()
+	}
+	return n
 }
 
 // teardown closes every socket with 1000 and waits for the server to
