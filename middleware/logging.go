@@ -18,7 +18,7 @@ func AccessLog(logger *slog.Logger) gin.HandlerFunc {
 		start := time.Now()
 		c.Next()
 		level, attrs := slog.LevelInfo, []slog.Attr{
-			slog.String("method", c.Request.Method),
+			slog.String("method", Method(c.Request)),
 			slog.String("path", c.Request.URL.Path),
 			slog.String("query", RedactQuery(c.Request.URL.RawQuery)),
 			slog.Int("status", c.Writer.Status()),
