@@ -1,7 +1,6 @@
 package handlers_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	gojwt "github.com/golang-jwt/jwt/v4"
 
 	"switchboard/handlers"
+	"switchboard/internal/testenv"
 	"switchboard/middleware"
 	"switchboard/models"
 )
@@ -78,12 +78,12 @@ func TestObtainToken(t *testing.T) {
 		{"non-string username", js, `{"username":42,"password":"password123"}`, 400, "", []string{"username"}},
 		{"empty form", form, "", 400, "", []string{"password", "username"}},
 	}
-	for _, dialect := range dialects(t) {
-		t.Run(dialect, func(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(string(dialect), func(t *testing.T) {
 			e := newEnv(t, dialect)
-			alice := e.createUser("alice", false)
-			e.createUser("éva", false)
-			sleeper := e.createUser("sleeper", false)
+			alice := e.createUser(t, "alice", false)
+			e.createUser(t, "éva", false)
+			sleeper := e.createUser(t, "sleeper", false)
 			if _, err := e.users.Create(t.Context(), models.NewUser{Username: "long", Password: long72}); err != nil {
 				t.Fatal(err)
 			}
@@ -133,8 +133,8 @@ func TestObtainToken(t *testing.T) {
 // TestTokenClaims checks the token format: HS256, and exactly the
 // rest_framework_jwt claims with exp = orig_iat + JWT_EXPIRATION.
 func TestTokenClaims(t *testing.T) {
-	for _, dialect := range dialects(t) {
-		t.Run(dialect, func(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(string(dialect), func(t *testing.T) {
 			clock := newAuthClock()
 			e := newEnv(t, dialect, withClock(clock), withAuth(func(a *middleware.AuthConfig) { a.Expiration = 7 * time.Minute }))
 			u, err := e.users.Create(t.Context(), models.NewUser{Username: "claire", Email: "claire@example.com", Password: "password123"})
@@ -151,8 +151,10 @@ func TestTokenClaims(t *testing.T) {
 			for k := range claims {
 				keys = append(keys, k)
 			}
-			if len(claims) != 5 {
-				t.Errorf("token claims = %v, want exactly user_id, username, email, exp, orig_iat", keys)
+			// rest_framework_jwt's five, plus the user's token version
+			// (revocation, issue 11).
+			if len(claims) != 6 || claims["token_version"] != float64(0) {
+				t.Errorf("token claims = %v, want exactly user_id, username, email, exp, orig_iat, token_version", keys)
 			}
 			if got := claimInt(t, claims, "user_id"); got != u.ID {
 				t.Errorf("user_id = %d, want %d", got, u.ID)
@@ -172,21 +174,21 @@ func TestTokenClaims(t *testing.T) {
 }
 
 func TestRefreshToken(t *testing.T) {
-	for _, dialect := range dialects(t) {
-		t.Run(dialect, func(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(string(dialect), func(t *testing.T) {
 			clock := newAuthClock()
 			e := newEnv(t, dialect, withClock(clock), withAuth(func(a *middleware.AuthConfig) {
 				a.Expiration = 5 * time.Minute
 				a.MaxRefresh = 10 * time.Minute
 			}))
-			e.createUser("rita", false)
+			e.createUser(t, "rita", false)
 			t0 := clock.Now().Unix()
 			tok1 := e.login(t, "rita", "password123")
 			exp1 := claimInt(t, jwtSegment(t, tok1, 1), "exp")
 
 			refresh := func(tok string) (int, map[string]any) {
 				t.Helper()
-				return e.do(http.MethodPost, "/api-token-refresh/", "", map[string]string{"token": tok})
+				return e.do(t, http.MethodPost, "/api-token-refresh/", "", map[string]string{"token": tok})
 			}
 
 			// Within exp and the window: a new token, same orig_iat, later exp.
@@ -203,13 +205,13 @@ func TestRefreshToken(t *testing.T) {
 			if exp2 := claimInt(t, c2, "exp"); exp2 <= exp1 || exp2 != clock.Now().Add(5*time.Minute).Unix() {
 				t.Errorf("refreshed exp = %d, want now+5m = %d (> old exp %d)", exp2, clock.Now().Add(5*time.Minute).Unix(), exp1)
 			}
-			if c2["username"] != "rita" || len(c2) != 5 {
-				t.Errorf("refreshed claims = %v, want the same 5 claims", c2)
+			if c2["username"] != "rita" || len(c2) != 6 {
+				t.Errorf("refreshed claims = %v, want the same 6 claims", c2)
 			}
 			if jwtSegment(t, tok2, 0)["alg"] != "HS256" {
 				t.Errorf("refreshed token header = %v, want HS256", jwtSegment(t, tok2, 0))
 			}
-			if status, body := e.do(http.MethodGet, "/api/users/me", "JWT "+tok2, nil); status != 200 {
+			if status, body := e.do(t, http.MethodGet, "/api/users/me", "JWT "+tok2, nil); status != 200 {
 				t.Errorf("GET /api/users/me with refreshed token = %d %v, want 200", status, body)
 			}
 
@@ -236,11 +238,11 @@ func TestRefreshToken(t *testing.T) {
 			if status != 400 || nonFieldError(body) != "Refresh has expired." {
 				t.Errorf("POST /api-token-refresh/ after the window = %d %v, want 400 Refresh has expired.", status, body)
 			}
-			if status, body := e.do(http.MethodGet, "/api/users/me", "JWT "+tok3, nil); status != 200 {
+			if status, body := e.do(t, http.MethodGet, "/api/users/me", "JWT "+tok3, nil); status != 200 {
 				t.Errorf("GET /api/users/me with unexpired token past the refresh window = %d %v, want 200", status, body)
 			}
 			clock.Advance(3 * time.Minute) // +14m: tok3 expired too
-			if status, body := e.do(http.MethodGet, "/api/users/me", "JWT "+tok3, nil); status != 401 {
+			if status, body := e.do(t, http.MethodGet, "/api/users/me", "JWT "+tok3, nil); status != 401 {
 				t.Errorf("GET /api/users/me with expired token = %d %v, want 401", status, body)
 			}
 		})
@@ -248,12 +250,12 @@ func TestRefreshToken(t *testing.T) {
 }
 
 func TestRefreshAndVerifyRefuseBadTokens(t *testing.T) {
-	for _, dialect := range dialects(t) {
-		t.Run(dialect, func(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(string(dialect), func(t *testing.T) {
 			clock := newAuthClock()
 			e := newEnv(t, dialect, withClock(clock))
-			u := e.createUser("vera", false)
-			good := e.token(u)
+			u := e.createUser(t, "vera", false)
+			good := e.token(t, u)
 			now := clock.Now()
 			tests := []struct {
 				name    string
@@ -311,7 +313,7 @@ func TestRefreshAndVerifyRefuseBadTokens(t *testing.T) {
 			}
 			// ... until it expires.
 			clock.Advance(6 * time.Minute)
-			status, body := e.do(http.MethodPost, "/api-token-verify/", "", map[string]string{"token": good})
+			status, body := e.do(t, http.MethodPost, "/api-token-verify/", "", map[string]string{"token": good})
 			if status != 400 || nonFieldError(body) != "Signature has expired." {
 				t.Errorf("POST /api-token-verify/ after exp = %d %v, want 400 Signature has expired.", status, body)
 			}
@@ -323,13 +325,13 @@ func TestRefreshAndVerifyRefuseBadTokens(t *testing.T) {
 // malformed credential on GET /api/users/me is a 401 in the standard error
 // shape.
 func TestProtectedRouteRefusesBadTokens(t *testing.T) {
-	for _, dialect := range dialects(t) {
-		t.Run(dialect, func(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(string(dialect), func(t *testing.T) {
 			e := newEnv(t, dialect)
-			u := e.createUser("mallory", false)
-			staff := e.createUser("boss", true)
+			u := e.createUser(t, "mallory", false)
+			staff := e.createUser(t, "boss", true)
 			now := time.Now()
-			good := e.token(u)
+			good := e.token(t, u)
 			claims := userClaims(u, now, 5*time.Minute)
 			with := func(k string, v any) map[string]any {
 				c := map[string]any{}
@@ -399,12 +401,12 @@ func TestProtectedRouteRefusesBadTokens(t *testing.T) {
 }
 
 func TestAuthorizationSchemes(t *testing.T) {
-	for _, dialect := range dialects(t) {
-		t.Run(dialect, func(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(string(dialect), func(t *testing.T) {
 			e := newEnv(t, dialect)
-			tok := e.token(e.createUser("sam", false))
+			tok := e.token(t, e.createUser(t, "sam", false))
 			for _, auth := range []string{"JWT " + tok, "Bearer " + tok, "jwt " + tok, "bearer " + tok, "JWT  " + tok} {
-				status, body := e.do(http.MethodGet, "/api/users/me", auth, nil)
+				status, body := e.do(t, http.MethodGet, "/api/users/me", auth, nil)
 				if status != 200 || body["username"] != "sam" {
 					t.Errorf("GET /api/users/me with %q = %d %v, want 200 sam", auth[:len(auth)-len(tok)]+"<t>", status, body)
 				}
@@ -457,8 +459,8 @@ func pyjwt(t *testing.T, script string, args ...string) string {
 // TestPyJWTInterop: a token minted by PyJWT (what rest_framework_jwt uses)
 // is accepted, and PyJWT decodes ours with the expected claims.
 func TestPyJWTInterop(t *testing.T) {
-	for _, dialect := range dialects(t) {
-		t.Run(dialect, func(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(string(dialect), func(t *testing.T) {
 			e := newEnv(t, dialect)
 			u, err := e.users.Create(t.Context(), models.NewUser{Username: "pyuser", Email: "py@example.com", Password: "password123"})
 			if err != nil {
@@ -472,21 +474,21 @@ claims = {"user_id": int(sys.argv[2]), "username": sys.argv[3], "email": sys.arg
 tok = jwt.encode(claims, sys.argv[1], algorithm="HS256")
 print(tok.decode() if isinstance(tok, bytes) else tok)`
 			tok := pyjwt(t, encode, string(e.secret), fmt.Sprint(u.ID), u.Username, u.Email)
-			status, body := e.do(http.MethodGet, "/api/users/me", "JWT "+tok, nil)
+			status, body := e.do(t, http.MethodGet, "/api/users/me", "JWT "+tok, nil)
 			if status != 200 || body["username"] != "pyuser" {
 				t.Errorf("GET /api/users/me with PyJWT token = %d %v, want 200 pyuser", status, body)
 			}
-			status, body = e.do(http.MethodPost, "/api-token-verify/", "", map[string]string{"token": tok})
+			status, body = e.do(t, http.MethodPost, "/api-token-verify/", "", map[string]string{"token": tok})
 			if status != 200 {
 				t.Errorf("POST /api-token-verify/ PyJWT token = %d %v, want 200", status, body)
 			}
-			status, body = e.do(http.MethodPost, "/api-token-refresh/", "", map[string]string{"token": tok})
+			status, body = e.do(t, http.MethodPost, "/api-token-refresh/", "", map[string]string{"token": tok})
 			if status != 200 {
 				t.Errorf("POST /api-token-refresh/ PyJWT token = %d %v, want 200", status, body)
 			}
 			// PyJWT with another key is refused.
 			other := pyjwt(t, encode, strings.Repeat("z", 32), fmt.Sprint(u.ID), u.Username, u.Email)
-			if status, body := e.do(http.MethodGet, "/api/users/me", "JWT "+other, nil); status != 401 {
+			if status, body := e.do(t, http.MethodGet, "/api/users/me", "JWT "+other, nil); status != 401 {
 				t.Errorf("GET /api/users/me with PyJWT token under another key = %d %v, want 401", status, body)
 			}
 
@@ -494,7 +496,7 @@ print(tok.decode() if isinstance(tok, bytes) else tok)`
 			const decode = `import sys, json, jwt
 print(json.dumps(jwt.decode(sys.argv[2], sys.argv[1], algorithms=["HS256"])))`
 			ours := e.login(t, "pyuser", "password123")
-			_, rb := e.do(http.MethodPost, "/api-token-refresh/", "", map[string]string{"token": ours})
+			_, rb := e.do(t, http.MethodPost, "/api-token-refresh/", "", map[string]string{"token": ours})
 			refreshed, _ := rb["token"].(string)
 			for name, tk := range map[string]string{"login": ours, "refresh": refreshed} {
 				var got map[string]any
@@ -531,19 +533,14 @@ func TestLoginRateLimitIgnoresForwardedFor(t *testing.T) {
 	e := newEnv(t, "sqlite", func(d *handlers.Deps, _ *middleware.AuthConfig) { d.LoginRate, d.LoginBurst = 0.001, 3 })
 	limited := 0
 	for i := range 8 {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+"/api-token-auth/", strings.NewReader(`{"username":"x","password":"yyyyyyyy"}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1))
-		req.Header.Set("X-Real-IP", fmt.Sprintf("198.51.100.%d", i+1))
-		resp, err := restClient.Do(req)
+		h := testenv.Headers("Content-Type", "application/json",
+			"X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1),
+			"X-Real-IP", fmt.Sprintf("198.51.100.%d", i+1))
+		r, err := e.send(t, http.MethodPost, "/api-token-auth/", h, `{"username":"x","password":"yyyyyyyy"}`)
 		if err != nil {
-			cancel()
 			t.Fatalf("POST /api-token-auth/ #%d: %v", i+1, err)
 		}
-		resp.Body.Close()
-		cancel()
-		if resp.StatusCode == 429 {
+		if r.status == 429 {
 			limited++
 		}
 	}

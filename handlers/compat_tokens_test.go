@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"switchboard/handlers"
+	"switchboard/internal/testenv"
 	"switchboard/middleware"
 	"switchboard/models"
 	"switchboard/ws"
@@ -37,10 +38,10 @@ print(tok.decode() if isinstance(tok, bytes) else tok)`
 // sockets alike; a claim of the wrong JSON type is "token invalid"; and
 // refresh without orig_iat answers rest_framework_jwt's words.
 func TestDjangoShapedTokens(t *testing.T) {
-	for _, dialect := range dialects(t) {
-		t.Run(dialect, func(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(string(dialect), func(t *testing.T) {
 			e := newEnv(t, dialect)
-			u := e.createUser("dj", false)
+			u := e.createUser(t, "dj", false)
 			base := fmt.Sprintf(`"user_id": %d, "username": "dj", "email": ""`, u.ID)
 			mint := func(extra string) string {
 				return pyjwt(t, pyMint, string(e.secret), "{"+base+", "+extra+"}")
@@ -54,13 +55,13 @@ func TestDjangoShapedTokens(t *testing.T) {
 			}
 			for _, a := range accepted {
 				name, tok := a.name, a.tok
-				if status, body := e.do(http.MethodGet, "/api/users/me", "JWT "+tok, nil); status != 200 {
+				if status, body := e.do(t, http.MethodGet, "/api/users/me", "JWT "+tok, nil); status != 200 {
 					t.Errorf("%s: GET /api/users/me = %d %v, want 200", name, status, body)
 				}
-				if status, body := e.do(http.MethodPost, "/api-token-verify/", "", map[string]string{"token": tok}); status != 200 {
+				if status, body := e.do(t, http.MethodPost, "/api-token-verify/", "", map[string]string{"token": tok}); status != 200 {
 					t.Errorf("%s: POST /api-token-verify/ = %d %v, want 200", name, status, body)
 				}
-				conn := e.dial("/ws/chat/?token=" + url.QueryEscape(tok))
+				conn := e.dial(t, "/ws/chat/?token="+url.QueryEscape(tok))
 				if f := readFrame(t, conn); f["type"] != "welcome" {
 					t.Errorf("%s: /ws/chat/ first frame = %v, want welcome", name, f)
 				}
@@ -68,11 +69,11 @@ func TestDjangoShapedTokens(t *testing.T) {
 			}
 
 			noOrigIat := accepted[1].tok
-			status, body := e.do(http.MethodPost, "/api-token-refresh/", "", map[string]string{"token": noOrigIat})
+			status, body := e.do(t, http.MethodPost, "/api-token-refresh/", "", map[string]string{"token": noOrigIat})
 			if status != 400 || fmt.Sprint(body["non_field_errors"]) != "[orig_iat field is required.]" {
 				t.Errorf("refresh without orig_iat = %d %v, want 400 orig_iat field is required.", status, body)
 			}
-			if status, body := e.do(http.MethodPost, "/api-token-refresh/", "", map[string]string{"token": accepted[0].tok}); status != 200 {
+			if status, body := e.do(t, http.MethodPost, "/api-token-refresh/", "", map[string]string{"token": accepted[0].tok}); status != 200 {
 				t.Errorf("refresh of a fractional-exp token = %d %v, want 200", status, body)
 			}
 
@@ -99,11 +100,11 @@ func TestDjangoShapedTokens(t *testing.T) {
 				default:
 					tok = mint(tc.claims)
 				}
-				status, body := e.do(http.MethodGet, "/api/users/me", "JWT "+tok, nil)
+				status, body := e.do(t, http.MethodGet, "/api/users/me", "JWT "+tok, nil)
 				if msg := errMessage(body); status != 401 || msg != tc.reason {
 					t.Errorf("%s: GET /api/users/me = %d %q, want 401 %q", tc.name, status, msg, tc.reason)
 				}
-				conn := e.dial("/ws/chat/?token=" + url.QueryEscape(tok))
+				conn := e.dial(t, "/ws/chat/?token="+url.QueryEscape(tok))
 				expectClose(t, conn, 4001, tc.reason)
 			}
 		})
@@ -121,19 +122,19 @@ func errMessage(body map[string]any) string {
 // sends it), and surrounding whitespace trimmed as DRF's CharField does.
 func TestUsernameNormalisedEverywhere(t *testing.T) {
 	const decomposed = "e\u0301loi\u0308se"
-	for _, dialect := range dialects(t) {
-		t.Run(dialect, func(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(string(dialect), func(t *testing.T) {
 			e := newEnv(t, dialect)
-			status, body := e.do(http.MethodPost, "/api/users/", "", map[string]string{"username": decomposed, "password": "password123", "email": ""})
+			status, body := e.do(t, http.MethodPost, "/api/users/", "", map[string]string{"username": decomposed, "password": "password123", "email": ""})
 			if status != 201 || body["username"] != "\u00e9lo\u00efse" {
 				t.Fatalf("register %q = %d %v, want 201 with the NFKC name", decomposed, status, body)
 			}
-			status, body = e.do(http.MethodPost, "/api/users/", "", map[string]string{"username": "  alice\t", "password": "password123", "email": ""})
+			status, body = e.do(t, http.MethodPost, "/api/users/", "", map[string]string{"username": "  alice\t", "password": "password123", "email": ""})
 			if status != 201 || body["username"] != "alice" {
 				t.Fatalf(`register "  alice\t" = %d %v, want 201 alice`, status, body)
 			}
 			for _, name := range []string{decomposed, "\u00e9lo\u00efse", " " + decomposed + " ", "alice", " alice", "alice\n", "ａｌｉｃｅ"} {
-				status, body := e.do(http.MethodPost, "/api-token-auth/", "", map[string]string{"username": name, "password": "password123"})
+				status, body := e.do(t, http.MethodPost, "/api-token-auth/", "", map[string]string{"username": name, "password": "password123"})
 				if status != 200 || body["token"] == nil {
 					t.Errorf("POST /api-token-auth/ as %q = %d %v, want 200 and a token", name, status, body)
 				}
@@ -142,7 +143,7 @@ func TestUsernameNormalisedEverywhere(t *testing.T) {
 				t.Errorf("GetByUsername(%q) = %v, %v; want the registered user", " "+decomposed, u, err)
 			}
 			// A different password still fails: normalisation is not a bypass.
-			if status, _ := e.do(http.MethodPost, "/api-token-auth/", "", map[string]string{"username": decomposed, "password": "wrong-password"}); status != 400 {
+			if status, _ := e.do(t, http.MethodPost, "/api-token-auth/", "", map[string]string{"username": decomposed, "password": "wrong-password"}); status != 400 {
 				t.Errorf("POST /api-token-auth/ with a wrong password = %d, want 400", status)
 			}
 		})
@@ -153,25 +154,25 @@ func TestUsernameNormalisedEverywhere(t *testing.T) {
 // (chat-<first character>, and usernames allow @ . + - _) works in the
 // group APIs: presence for its members, publishing for staff.
 func TestEveryChatGroupIsUsable(t *testing.T) {
-	for _, dialect := range dialects(t) {
-		t.Run(dialect, func(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(string(dialect), func(t *testing.T) {
 			e := newEnv(t, dialect, withAPIKey("k3y-for-tests-k3y-for-tests"))
-			staff := e.createUser("staffer", true)
+			staff := e.createUser(t, "staffer", true)
 			for _, name := range []string{"+u7", "@ann", ".dot", "-dash", "_under", "9nine", "éva"} {
-				u := e.createUser(name, false)
-				conn := e.dial("/ws/chat/?token=" + url.QueryEscape(e.token(u)))
+				u := e.createUser(t, name, false)
+				conn := e.dial(t, "/ws/chat/?token="+url.QueryEscape(e.token(t, u)))
 				w := readFrame(t, conn)
 				group, _ := w["group"].(string)
 				if group != "chat-"+string([]rune(name)[0]) {
 					t.Fatalf("%s welcomed into %q", name, group)
 				}
 				path := "/api/groups/" + url.PathEscape(group)
-				status, body := e.do(http.MethodGet, path+"/presence", "JWT "+e.token(u), nil)
+				status, body := e.do(t, http.MethodGet, path+"/presence", "JWT "+e.token(t, u), nil)
 				if status != 200 || fmt.Sprint(body["users"]) != "["+name+"]" {
 					t.Errorf("GET %s/presence as %s = %d %v, want 200 [%s]", path, name, status, body, name)
 				}
-				for _, auth := range []string{"JWT " + e.token(staff), "Api-Key k3y-for-tests-k3y-for-tests"} {
-					status, body = e.do(http.MethodPost, path+"/messages", auth, map[string]any{"data": name})
+				for _, auth := range []string{"JWT " + e.token(t, staff), "Api-Key k3y-for-tests-k3y-for-tests"} {
+					status, body = e.do(t, http.MethodPost, path+"/messages", auth, map[string]any{"data": name})
 					if status != 202 {
 						t.Errorf("POST %s/messages (%s) = %d %v, want 202", path, auth[:3], status, body)
 						continue

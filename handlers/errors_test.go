@@ -2,16 +2,14 @@ package handlers_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
+	"switchboard/internal/testenv"
 	"switchboard/models"
 )
 
@@ -41,14 +39,14 @@ func TestErrorResponses(t *testing.T) {
 		{"deeply nested", "POST", "/api/users/", js, false, []byte(strings.Repeat("[", 100000) + strings.Repeat("]", 100000)), 400, "invalid"},
 		{"text/plain", "POST", "/api/users/", "text/plain", false, []byte(`{"username":"a","password":"password123"}`), 415, "unsupported_media_type"},
 		{"no content type", "POST", "/api/users/", "", false, []byte(`{"username":"a","password":"password123"}`), 415, "unsupported_media_type"},
-		{"form on JSON-only route", "POST", "/api/users/", "application/x-www-form-urlencoded", false, []byte(`username=a&password=password123`), 415, "unsupported_media_type"},
+		{"form on JSON-only route", "PATCH", "/api/users/1", "application/x-www-form-urlencoded", true, []byte(`is_staff=true`), 415, "unsupported_media_type"},
 		{"bad media type", "POST", "/api/users/", "application/json; charset", false, []byte(`{}`), 415, "unsupported_media_type"},
 		{"body 1 MiB + 1", "POST", "/api/users/", js, false, huge(`{"username":"big"}`, 1<<20+1), 413, "too_large"},
 		{"body 4 MiB", "POST", "/api/users/", js, false, huge(`{}`, 4<<20), 413, "too_large"},
 		{"body exactly 1 MiB", "POST", "/api/users/", js, false, huge(`{"username":"big","password":"password123"}`, 1<<20), 201, ""},
 
 		{"token auth text/plain", "POST", "/api-token-auth/", "text/plain", false, []byte(`{}`), 415, "unsupported_media_type"},
-		{"token auth multipart", "POST", "/api-token-auth/", "multipart/form-data; boundary=x", false, []byte("--x--"), 415, "unsupported_media_type"},
+		{"token auth multipart without boundary", "POST", "/api-token-auth/", "multipart/form-data", false, []byte("--x--"), 400, "invalid"},
 		{"token auth malformed JSON", "POST", "/api-token-auth/", js, false, []byte(`{"username"`), 400, "invalid"},
 		{"token auth JSON null", "POST", "/api-token-auth/", js, false, []byte(`null`), 400, "invalid"},
 		{"token auth JSON array", "POST", "/api-token-auth/", js, false, []byte(`["a"]`), 400, "invalid"},
@@ -72,14 +70,14 @@ func TestErrorResponses(t *testing.T) {
 		{"DELETE on list", "DELETE", "/api/users/", "", true, nil, 405, "method_not_allowed"},
 		{"POST on me", "POST", "/api/users/me", js, false, []byte(`{}`), 405, "method_not_allowed"},
 	}
-	for _, dialect := range dialects(t) {
-		t.Run(dialect, func(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(string(dialect), func(t *testing.T) {
 			e := newEnv(t, dialect)
-			staff := e.createUser("boss", true)
+			staff := e.createUser(t, "boss", true)
 			if staff.ID != 1 {
 				t.Fatalf("first user id = %d, want 1 (the PATCH cases target it)", staff.ID)
 			}
-			staffAuth := "JWT " + e.token(staff)
+			staffAuth := "JWT " + e.token(t, staff)
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
 					req := fmt.Sprintf("%s %s (%s)", tt.method, tt.path, tt.name)
@@ -112,23 +110,13 @@ func TestErrorResponses(t *testing.T) {
 func TestChunkedBodyOverLimit(t *testing.T) {
 	e := newEnv(t, "sqlite")
 	for _, path := range []string{"/api/users/", "/api-token-auth/"} {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		body := io.MultiReader(strings.NewReader(`{"username":"`), io.LimitReader(zeros{}, 2<<20), strings.NewReader(`"}`))
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+path, body)
+		r, err := e.send(t, http.MethodPost, path, testenv.Headers("Content-Type", "application/json"), body)
 		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := restClient.Do(req)
-		if err != nil {
-			cancel()
 			t.Fatalf("POST %s chunked 2 MiB: %v", path, err)
 		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		cancel()
-		if resp.StatusCode != 413 || !strings.Contains(string(raw), `"too_large"`) {
-			t.Errorf("POST %s chunked 2 MiB = %d %.200s, want 413 too_large", path, resp.StatusCode, raw)
+		if r.status != 413 || !strings.Contains(string(r.body), `"too_large"`) {
+			t.Errorf("POST %s chunked 2 MiB = %d %.200s, want 413 too_large", path, r.status, r.body)
 		}
 	}
 }
@@ -142,31 +130,13 @@ func (zeros) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestAccessLogRedactsSecrets runs requests carrying secrets in the query
 // string, the Authorization header and the body through a server whose
 // logger writes to a buffer: the log has every request but no secret.
 func TestAccessLogRedactsSecrets(t *testing.T) {
-	var buf syncBuffer
+	var buf testenv.Buffer
 	e := newEnv(t, "sqlite", withLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))))
-	u := e.createUser("logger", false)
+	u := e.createUser(t, "logger", false)
 	requests := []struct {
 		method, path, auth, contentType string
 		body                            string
@@ -185,11 +155,11 @@ func TestAccessLogRedactsSecrets(t *testing.T) {
 		if rq.body != "" {
 			b = []byte(rq.body)
 		}
-		sendRaw(t, e.srv.URL, rq.method, rq.path, rq.contentType, rq.auth, b)
+		e.rest(t, rq.method, rq.path, rq.contentType, rq.auth, b)
 	}
 	// A real token too: neither it nor its signature may appear.
-	tok := e.token(u)
-	if r := sendRaw(t, e.srv.URL, "GET", "/api/users/me?token="+tok, "", "JWT "+tok, nil); r.status != 200 {
+	tok := e.token(t, u)
+	if r := e.rest(t, "GET", "/api/users/me?token="+tok, "", "JWT "+tok, nil); r.status != 200 {
 		t.Fatalf("GET /api/users/me with a good token = %d, want 200", r.status)
 	}
 	log := buf.String()
@@ -215,18 +185,15 @@ func TestAccessLogRedactsSecrets(t *testing.T) {
 // answers 500 "internal error", never a 401 (which tells clients to drop a
 // good token) and never the driver's message (which names hosts and users).
 func TestDatabaseDownIsInternalError(t *testing.T) {
-	var logs syncBuffer
-	for _, s := range newTestServers(t, &logs) {
-		t.Run(s.dialect, func(t *testing.T) {
-			u, err := s.users.Create(t.Context(), models.NewUser{Username: "staffer", Password: "password123", IsStaff: true})
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(string(dialect), func(t *testing.T) {
+			e := newEnv(t, dialect)
+			u, err := e.users.Create(t.Context(), models.NewUser{Username: "staffer", Password: "password123", IsStaff: true})
 			if err != nil {
 				t.Fatal(err)
 			}
-			tok, err := s.auth.Mint(u)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.db.Close()
+			tok := e.token(t, u)
+			e.db.SQL.Close()
 			tests := []struct {
 				method, path, contentType, auth, body string
 			}{
@@ -243,7 +210,7 @@ func TestDatabaseDownIsInternalError(t *testing.T) {
 				if tt.body != "" {
 					b = []byte(tt.body)
 				}
-				r := sendRaw(t, s.url, tt.method, tt.path, tt.contentType, tt.auth, b)
+				r := e.rest(t, tt.method, tt.path, tt.contentType, tt.auth, b)
 				if r.status != 500 {
 					t.Errorf("%s = %d %s, want 500", req, r.status, r.body)
 					continue

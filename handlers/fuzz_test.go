@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
+
+	"switchboard/internal/testenv"
 )
 
 // fuzzPaths are the unauthenticated endpoints that read a request body.
@@ -64,8 +66,12 @@ func FuzzCreateUser(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.path, s.contentType, []byte(s.body))
 	}
-	var logBuf syncBuffer
-	servers := newTestServers(f, &logBuf)
+	var logBuf testenv.Buffer
+	logger := slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelError}))
+	var servers []*env
+	for _, dialect := range testenv.Dialects(f) {
+		servers = append(servers, newEnv(f, dialect, withLogger(logger)))
+	}
 	f.Fuzz(func(t *testing.T, path uint8, contentType string, body []byte) {
 		p := fuzzPaths[int(path)%len(fuzzPaths)]
 		if strings.ContainsAny(contentType, "\r\n\x00") {
@@ -73,39 +79,28 @@ func FuzzCreateUser(f *testing.F) {
 		}
 		for _, s := range servers {
 			req := fmt.Sprintf("%s: POST %s Content-Type %q body %q", s.dialect, p, contentType, body)
-			r, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.url+p, bytes.NewReader(body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if contentType != "" {
-				r.Header.Set("Content-Type", contentType)
-			}
-			resp, err := restClient.Do(r)
+			resp, err := s.send(t, http.MethodPost, p, testenv.Headers("Content-Type", contentType), body)
 			if err != nil {
 				t.Skipf("client refused the request: %v", err) // e.g. an invalid header value
 			}
-			raw, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				t.Fatalf("%s: read body: %v", req, err)
-			}
-			if resp.StatusCode >= 500 {
-				t.Fatalf("%s = %d %s, want < 500\nlog: %s", req, resp.StatusCode, raw, logBuf.String())
+			raw := resp.body
+			if resp.status >= 500 {
+				t.Fatalf("%s = %d %s, want < 500\nlog: %s", req, resp.status, raw, logBuf.String())
 			}
 			var obj map[string]any
 			if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-				t.Fatalf("%s = %d with body %q, want a JSON object", req, resp.StatusCode, raw)
+				t.Fatalf("%s = %d with body %q, want a JSON object", req, resp.status, raw)
 			}
-			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-				t.Fatalf("%s = %d with Content-Type %q, want application/json", req, resp.StatusCode, ct)
+			if ct := resp.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+				t.Fatalf("%s = %d with Content-Type %q, want application/json", req, resp.status, ct)
 			}
 			switch {
-			case resp.StatusCode == 201 && (obj["id"] == nil || obj["username"] == nil):
+			case resp.status == 201 && (obj["id"] == nil || obj["username"] == nil):
 				t.Fatalf("%s = 201 %s, want a user", req, raw)
-			case resp.StatusCode == 200 && obj["token"] == nil:
+			case resp.status == 200 && obj["token"] == nil:
 				t.Fatalf("%s = 200 %s, want a token", req, raw)
 			case bytes.Contains(raw, []byte("password_hash")), bytes.Contains(raw, []byte("$2a$")):
-				t.Fatalf("%s = %d %s leaks a password hash", req, resp.StatusCode, raw)
+				t.Fatalf("%s = %d %s leaks a password hash", req, resp.status, raw)
 			}
 			if l := logBuf.String(); l != "" {
 				t.Fatalf("%s logged an error:\n%s", req, l)

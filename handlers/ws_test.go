@@ -13,13 +13,14 @@ import (
 	gojwt "github.com/golang-jwt/jwt/v4"
 	"github.com/gorilla/websocket"
 
+	"switchboard/internal/testenv"
 	"switchboard/middleware"
 	"switchboard/ws"
 )
 
 func TestEchoReturnsTextAndBinary(t *testing.T) {
 	e := newEnv(t, "sqlite")
-	conn := e.dial("/ws/echo/")
+	conn := e.dial(t, "/ws/echo/")
 	for _, m := range []struct {
 		typ  int
 		data string
@@ -36,17 +37,17 @@ func TestEchoReturnsTextAndBinary(t *testing.T) {
 }
 
 func TestChatAuthFailuresCloseWithReason(t *testing.T) {
-	for _, dialect := range dialects(t) {
-		t.Run(dialect, func(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(string(dialect), func(t *testing.T) {
 			e := newEnv(t, dialect)
-			alice := e.createUser("alice", false)
-			gone := e.createUser("gone", false)
-			goneTok := e.token(gone)
+			alice := e.createUser(t, "alice", false)
+			gone := e.createUser(t, "gone", false)
+			goneTok := e.token(t, gone)
 			if err := e.users.Delete(context.Background(), gone.ID); err != nil {
 				t.Fatal(err)
 			}
-			off := e.createUser("off", false)
-			offTok := e.token(off)
+			off := e.createUser(t, "off", false)
+			offTok := e.token(t, off)
 			if _, err := e.users.Update(context.Background(), off.ID, updActive(false)); err != nil {
 				t.Fatal(err)
 			}
@@ -80,7 +81,7 @@ func TestChatAuthFailuresCloseWithReason(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					conn := e.dial("/ws/chat/" + tt.query)
+					conn := e.dial(t, "/ws/chat/"+tt.query)
 					expectClose(t, conn, tt.code, tt.reason)
 				})
 			}
@@ -89,17 +90,17 @@ func TestChatAuthFailuresCloseWithReason(t *testing.T) {
 }
 
 func TestChatBroadcastsToGroupOnly(t *testing.T) {
-	for _, dialect := range dialects(t) {
-		t.Run(dialect, func(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(string(dialect), func(t *testing.T) {
 			e := newEnv(t, dialect)
-			alice, anna, bob := e.createUser("alice", false), e.createUser("anna", false), e.createUser("bob", false)
-			ca := e.dial("/ws/chat/?token=" + e.token(alice))
+			alice, anna, bob := e.createUser(t, "alice", false), e.createUser(t, "anna", false), e.createUser(t, "bob", false)
+			ca := e.dial(t, "/ws/chat/?token="+e.token(t, alice))
 			w := readFrame(t, ca)
 			if w["type"] != "welcome" || w["user"] != "alice" || w["group"] != "chat-a" {
 				t.Fatalf("welcome = %v, want alice in chat-a", w)
 			}
-			cn := e.chat(anna)
-			cb := e.chat(bob)
+			cn := e.chat(t, anna)
+			cb := e.chat(t, bob)
 
 			text := `héllo <b>"world"</b> \n 😀`
 			if err := ca.WriteMessage(websocket.TextMessage, []byte(text)); err != nil {
@@ -129,8 +130,8 @@ func TestChatBroadcastsToGroupOnly(t *testing.T) {
 func TestChatGroupIsFirstCharacterNotByte(t *testing.T) {
 	e := newEnv(t, "sqlite")
 	for name, want := range map[string]string{"éva": "chat-é", "Émile": "chat-É", "日本": "chat-日", "7up": "chat-7", "@home": "chat-@"} {
-		u := e.createUser(name, false)
-		conn := e.dial("/ws/chat/?token=" + e.token(u))
+		u := e.createUser(t, name, false)
+		conn := e.dial(t, "/ws/chat/?token="+e.token(t, u))
 		if w := readFrame(t, conn); w["group"] != want {
 			t.Errorf("group of %q = %v, want %q", name, w["group"], want)
 		}
@@ -139,8 +140,8 @@ func TestChatGroupIsFirstCharacterNotByte(t *testing.T) {
 
 func TestChatDeliversEveryFrameInOrder(t *testing.T) {
 	e := newEnv(t, "sqlite", withClient(func(c *ws.ClientConfig) { c.RateLimit = 0 }))
-	a, b := e.createUser("carl", false), e.createUser("cora", false)
-	ca, cb := e.chat(a), e.chat(b)
+	a, b := e.createUser(t, "carl", false), e.createUser(t, "cora", false)
+	ca, cb := e.chat(t, a), e.chat(t, b)
 	const n = 500
 	go func() {
 		for i := 0; i < n; i++ {
@@ -183,9 +184,9 @@ func TestChatLimitsCloseOnlyTheOffender(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bad := e.createUser(fmt.Sprintf("m%dbad", i), false)
-			good := e.createUser(fmt.Sprintf("m%dgood", i), false)
-			cb, cg := e.chat(bad), e.chat(good)
+			bad := e.createUser(t, fmt.Sprintf("m%dbad", i), false)
+			good := e.createUser(t, fmt.Sprintf("m%dgood", i), false)
+			cb, cg := e.chat(t, bad), e.chat(t, good)
 			readUntil(t, cg, "join") // the offender's own join already came; good's join
 			tt.send(cb)
 			expectClose(t, cb, tt.code, tt.reason)
@@ -208,8 +209,8 @@ func TestChatLimitsCloseOnlyTheOffender(t *testing.T) {
 
 func TestMaxMessageExactlyAtLimitIsDelivered(t *testing.T) {
 	e := newEnv(t, "sqlite")
-	u := e.createUser("max", false)
-	c := e.chat(u)
+	u := e.createUser(t, "max", false)
+	c := e.chat(t, u)
 	text := strings.Repeat("y", 64<<10)
 	if err := c.WriteMessage(websocket.TextMessage, []byte(text)); err != nil {
 		t.Fatal(err)
@@ -262,12 +263,12 @@ func TestSlowConsumerIsClosedAloneWith1013(t *testing.T) {
 		c.RateLimit = 0
 		c.SendQueue = 64
 	}))
-	sender, slow, fast := e.createUser("sam", false), e.createUser("sid", false), e.createUser("sue", false)
-	cs := e.chat(sender)
-	ff := e.chat(fast)
+	sender, slow, fast := e.createUser(t, "sam", false), e.createUser(t, "sid", false), e.createUser(t, "sue", false)
+	cs := e.chat(t, sender)
+	ff := e.chat(t, fast)
 	// slow connects and stops reading. 2000 × 8 KB is more than the
 	// kernel's socket buffers on both sides can absorb.
-	cl, _, err := websocket.DefaultDialer.Dial(e.wsURL("/ws/chat/?token="+e.token(slow)), nil)
+	cl, _, err := websocket.DefaultDialer.Dial(e.wsURL("/ws/chat/?token="+e.token(t, slow)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,28 +307,11 @@ func TestSlowConsumerIsClosedAloneWith1013(t *testing.T) {
 	expectCloseWithin(t, cl, 1013, "slow consumer", 15*time.Second)
 }
 
-func expectCloseWithin(t *testing.T, conn *websocket.Conn, code int, reason string, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		conn.SetReadDeadline(deadline)
-		_, _, err := conn.ReadMessage()
-		if err == nil {
-			continue
-		}
-		ce, ok := err.(*websocket.CloseError)
-		if !ok || ce.Code != code || ce.Text != reason {
-			t.Fatalf("connection ended with %v, want close %d %q", err, code, reason)
-		}
-		return
-	}
-}
-
 func TestClosingSocketLeavesGroupAtOnce(t *testing.T) {
 	e := newEnv(t, "sqlite")
-	a, b := e.createUser("dora", false), e.createUser("dan", false)
-	ca := e.chat(a)
-	cb := e.chat(b)
+	a, b := e.createUser(t, "dora", false), e.createUser(t, "dan", false)
+	ca := e.chat(t, a)
+	cb := e.chat(t, b)
 	if n, _ := e.hub.Counts(); n != 2 {
 		t.Fatalf("clients = %d, want 2", n)
 	}
@@ -343,8 +327,8 @@ func TestDeadPeerIsDroppedAfterPongTimeout(t *testing.T) {
 		c.PingInterval = 50 * time.Millisecond
 		c.PongTimeout = 300 * time.Millisecond
 	}))
-	u := e.createUser("pat", false)
-	conn := e.chat(u)
+	u := e.createUser(t, "pat", false)
+	conn := e.chat(t, u)
 	pings := make(chan struct{}, 10)
 	conn.SetPingHandler(func(string) error { pings <- struct{}{}; return nil }) // no pong
 	go func() {
@@ -367,8 +351,8 @@ func TestLiveClientAnsweringPingsStays(t *testing.T) {
 		c.PingInterval = 50 * time.Millisecond
 		c.PongTimeout = 200 * time.Millisecond
 	}))
-	u := e.createUser("liv", false)
-	conn := e.chat(u)
+	u := e.createUser(t, "liv", false)
+	conn := e.chat(t, u)
 	go func() {
 		for {
 			if _, _, err := conn.ReadMessage(); err != nil { // default handler pongs
@@ -384,9 +368,9 @@ func TestLiveClientAnsweringPingsStays(t *testing.T) {
 
 func TestShutdownClosesSocketsWith1001(t *testing.T) {
 	e := newEnv(t, "sqlite")
-	u := e.createUser("sh", false)
-	c1 := e.chat(u)
-	c2 := e.dial("/ws/echo/")
+	u := e.createUser(t, "sh", false)
+	c1 := e.chat(t, u)
+	c2 := e.dial(t, "/ws/echo/")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	errc := make(chan error, 1)
@@ -397,34 +381,23 @@ func TestShutdownClosesSocketsWith1001(t *testing.T) {
 		t.Fatalf("Shutdown = %v", err)
 	}
 	// New sockets are refused once shutdown began.
-	c3 := e.dial("/ws/echo/")
+	c3 := e.dial(t, "/ws/echo/")
 	expectClose(t, c3, 1001, "server shutting down")
 }
 
 func TestRevokeClosesLiveSockets(t *testing.T) {
-	for _, dialect := range dialects(t) {
-		t.Run(dialect, func(t *testing.T) {
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(string(dialect), func(t *testing.T) {
 			e := newEnv(t, dialect)
-			admin, victim := e.createUser("root", true), e.createUser("vic", false)
-			c1, c2 := e.chat(victim), e.chat(victim)
-			status, _ := e.do("PATCH", fmt.Sprintf("/api/users/%d", victim.ID), "JWT "+e.token(admin), map[string]any{"is_active": false})
+			admin, victim := e.createUser(t, "root", true), e.createUser(t, "vic", false)
+			c1, c2 := e.chat(t, victim), e.chat(t, victim)
+			status, _ := e.do(t, "PATCH", fmt.Sprintf("/api/users/%d", victim.ID), "JWT "+e.token(t, admin), map[string]any{"is_active": false})
 			if status != 200 {
 				t.Fatalf("PATCH = %d, want 200", status)
 			}
 			expectClose(t, c1, 4003, middleware.ReasonUserInactive)
 			expectClose(t, c2, 4003, middleware.ReasonUserInactive)
 		})
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -436,7 +409,7 @@ func TestChatConcurrentSendersAllDelivered(t *testing.T) {
 	const members, msgs = 20, 40 // 40: the default WS_RATE_BURST
 	conns := make([]*websocket.Conn, members)
 	for i := range conns {
-		conns[i] = e.chat(e.createUser(fmt.Sprintf("k%02d", i), false))
+		conns[i] = e.chat(t, e.createUser(t, fmt.Sprintf("k%02d", i), false))
 	}
 	waitFor(t, 5*time.Second, func() bool { n, _ := e.hub.Counts(); return n == members })
 	for i, c := range conns {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"switchboard/internal/testenv"
 	"switchboard/models"
 )
 
@@ -11,7 +12,7 @@ import (
 // every dialect. A GORM `default:true` tag on IsActive used to turn the
 // zero value into the database default, true.
 func TestInsertKeepsFalseFlags(t *testing.T) {
-	for _, dialect := range dialects(t) {
+	for _, dialect := range testenv.Dialects(t) {
 		t.Run(string(dialect), func(t *testing.T) {
 			store, db := newStore(t, dialect)
 			u := &models.User{Username: "inactive", PasswordHash: "!", IsActive: false}

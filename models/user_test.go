@@ -2,93 +2,26 @@ package models_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"unicode"
 	"unicode/utf8"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm"
 
+	"switchboard/internal/testenv"
 	"switchboard/migrations"
 	"switchboard/models"
 )
 
-// dialects returns SQLite always and PostgreSQL when TEST_DATABASE_URL is
-// set (scripts/test.sh sets it).
-func dialects(t *testing.T) []models.Dialect {
-	t.Helper()
-	if os.Getenv("TEST_DATABASE_URL") == "" {
-		t.Log("TEST_DATABASE_URL not set: PostgreSQL cases skipped (scripts/test.sh sets it)")
-		return []models.Dialect{models.SQLite}
-	}
-	return []models.Dialect{models.SQLite, models.Postgres}
-}
-
-// emptyTarget is an empty database of dialect: a SQLite file in t.TempDir,
-// or a fresh schema on the test PostgreSQL server, dropped at cleanup.
-func emptyTarget(t *testing.T, dialect models.Dialect) models.Target {
-	t.Helper()
-	if dialect == models.SQLite {
-		return models.Target{Dialect: models.SQLite, DSN: filepath.Join(t.TempDir(), "test.db")}
-	}
-	base := os.Getenv("TEST_DATABASE_URL")
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "m_" + hex.EncodeToString(b)
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		admin.Exec("DROP SCHEMA " + schema + " CASCADE")
-		admin.Close()
-	})
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return models.Target{Dialect: models.Postgres, DSN: u.String()}
-}
-
-// openDB opens target; it is closed at cleanup.
-func openDB(t *testing.T, target models.Target) (*gorm.DB, *sql.DB) {
-	t.Helper()
-	db, err := models.Open(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sqlDB.Close() })
-	return db, sqlDB
-}
-
-// newStore is a UserStore on a migrated, empty database of dialect.
-func newStore(t *testing.T, dialect models.Dialect) (*models.UserStore, *gorm.DB) {
-	t.Helper()
-	target := emptyTarget(t, dialect)
-	db, sqlDB := openDB(t, target)
-	if _, err := migrations.Up(context.Background(), sqlDB, dialect); err != nil {
-		t.Fatal(err)
-	}
-	return models.NewUserStore(db, models.PasswordHasher{Cost: 4}), db
+// newStore is a UserStore on a fresh migrated database of dialect.
+func newStore(tb testing.TB, dialect models.Dialect) (*models.UserStore, *gorm.DB) {
+	tb.Helper()
+	db := testenv.Database(tb, dialect)
+	return models.NewUserStore(db.Gorm, models.PasswordHasher{Cost: 4}), db.Gorm
 }
 
 func tableExists(t *testing.T, db *sql.DB, dialect models.Dialect, table string) bool {
@@ -109,10 +42,11 @@ func tableExists(t *testing.T, db *sql.DB, dialect models.Dialect, table string)
 // TestMigrationsUpDownUp applies every migration, rolls all back and
 // applies them again, on each dialect, through the goose Provider.
 func TestMigrationsUpDownUp(t *testing.T) {
-	for _, dialect := range dialects(t) {
+	for _, dialect := range testenv.Dialects(t) {
 		t.Run(string(dialect), func(t *testing.T) {
 			ctx := t.Context()
-			gdb, sqlDB := openDB(t, emptyTarget(t, dialect))
+			db := testenv.Open(t, testenv.EmptyTarget(t, dialect))
+			gdb, sqlDB := db.Gorm, db.SQL
 			p, err := migrations.Provider(sqlDB, dialect)
 			if err != nil {
 				t.Fatal(err)
@@ -254,7 +188,7 @@ func FuzzValidateUsername(f *testing.F) {
 }
 
 func TestUserStore(t *testing.T) {
-	for _, dialect := range dialects(t) {
+	for _, dialect := range testenv.Dialects(t) {
 		t.Run(string(dialect), func(t *testing.T) {
 			ctx := t.Context()
 			users, _ := newStore(t, dialect)
@@ -347,7 +281,7 @@ func TestUserStore(t *testing.T) {
 func TestDjangoPasswordHash(t *testing.T) {
 	// hashlib.pbkdf2_hmac('sha256', b'django-pass-1', b'Xq3salt9', 1000), as Django encodes it.
 	const django = "pbkdf2_sha256$1000$Xq3salt9$l0fvKOK0G8GxGkCNjt0V2ebNiehGH+6bsflqsc8ARb0="
-	for _, dialect := range dialects(t) {
+	for _, dialect := range testenv.Dialects(t) {
 		t.Run(string(dialect), func(t *testing.T) {
 			ctx := t.Context()
 			users, db := newStore(t, dialect)
@@ -378,7 +312,7 @@ func TestDjangoPasswordHash(t *testing.T) {
 // TestConcurrentCreates races distinct and duplicate inserts: none may
 // fail with anything but the duplicate error (no SQLITE_BUSY).
 func TestConcurrentCreates(t *testing.T) {
-	for _, dialect := range dialects(t) {
+	for _, dialect := range testenv.Dialects(t) {
 		t.Run(string(dialect), func(t *testing.T) {
 			users, _ := newStore(t, dialect)
 			var wg sync.WaitGroup
@@ -448,7 +382,7 @@ func TestPasswordHasherVerify(t *testing.T) {
 }
 
 func TestCreateNormalizesUsernameNFKC(t *testing.T) {
-	for _, dialect := range dialects(t) {
+	for _, dialect := range testenv.Dialects(t) {
 		t.Run(string(dialect), func(t *testing.T) {
 			store, _ := newStore(t, dialect)
 			u, err := store.Create(context.Background(), models.NewUser{Username: "ａｌｉｃｅ", Password: "password123"})

@@ -9,7 +9,6 @@
 # 127.0.0.1 ports in a temp dir, exports
 #   TEST_DATABASE_URL  postgres://postgres@127.0.0.1:PORT/switchboard_test?sslmode=disable
 #   TEST_PG_ADMIN_URL  same server, database "postgres" (role is a superuser)
-#   TEST_REDIS_ADDR    127.0.0.1:PORT
 #   TEST_REDIS_URL     redis://127.0.0.1:PORT/0
 #   TEST_REDIS_SERVER  path of redis-server (for tests that run their own)
 #   TEST_CHROMIUM      /usr/bin/chromium, when installed

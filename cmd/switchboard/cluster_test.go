@@ -4,27 +4,18 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"switchboard/internal/testenv"
 )
 
-func redisURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("TEST_REDIS_URL")
-	if u == "" {
-		t.Skip("TEST_REDIS_URL not set: Redis tests skipped (scripts/test.sh sets it)")
-	}
-	return u
-}
-
 func TestClusterDeliversAcrossProcessesExactlyOnceInOrder(t *testing.T) {
-	c := newCluster(t, redisURL(t))
+	c := newCluster(t, testenv.RedisURL(t))
 	c.extra = []string{"WS_RATE_LIMIT=0"} // the senders go as fast as they can
 	a, b, cc := c.start("A"), c.start("B"), c.start("C")
 	ta, _ := a.register("alice", false)
@@ -74,7 +65,7 @@ func TestClusterDeliversAcrossProcessesExactlyOnceInOrder(t *testing.T) {
 }
 
 func TestClusterPresenceJoinLeaveAcrossProcesses(t *testing.T) {
-	c := newCluster(t, redisURL(t))
+	c := newCluster(t, testenv.RedisURL(t))
 	a, b := c.start("A"), c.start("B")
 	ta, _ := a.register("pia", false)
 	tp, _ := b.register("pete", false)
@@ -118,7 +109,7 @@ func TestClusterPresenceJoinLeaveAcrossProcesses(t *testing.T) {
 }
 
 func TestClusterPresenceOfCrashedProcessExpires(t *testing.T) {
-	c := newCluster(t, redisURL(t))
+	c := newCluster(t, testenv.RedisURL(t))
 	c.extra = []string{"PRESENCE_TTL=3s"}
 	a, b := c.start("A"), c.start("B")
 	ta, _ := a.register("quin", false)
@@ -133,7 +124,7 @@ func TestClusterPresenceOfCrashedProcessExpires(t *testing.T) {
 }
 
 func TestClusterRevocationWithinOneSecond(t *testing.T) {
-	c := newCluster(t, redisURL(t))
+	c := newCluster(t, testenv.RedisURL(t))
 	a, b, cc := c.start("A"), c.start("B"), c.start("C")
 	admin, _ := a.register("root", true)
 	tv, vid := b.register("vic", false)
@@ -185,7 +176,7 @@ func TestClusterRevocationWithinOneSecond(t *testing.T) {
 }
 
 func TestClusterPublishAndStatusAcrossProcessesAndRestart(t *testing.T) {
-	c := newCluster(t, redisURL(t))
+	c := newCluster(t, testenv.RedisURL(t))
 	a, b := c.start("A"), c.start("B")
 	admin, _ := a.register("root", true)
 	tu, _ := b.register("uma", false)
@@ -287,36 +278,10 @@ func TestClusterPublishAndStatusAcrossProcessesAndRestart(t *testing.T) {
 // process goes on, /readyz says degraded, and when Redis is back
 // cross-process delivery resumes without restarting switchboard.
 func TestClusterSurvivesRedisOutage(t *testing.T) {
-	redisURL(t) // skip unless the Redis tests are on
-	server := os.Getenv("TEST_REDIS_SERVER")
-	if server == "" {
-		server, _ = exec.LookPath("redis-server")
-	}
-	if server == "" {
-		t.Skip("redis-server not found (TEST_REDIS_SERVER)")
-	}
-	addr := freePort(t)
-	_, port, _ := net.SplitHostPort(addr)
-	dir := t.TempDir()
-	startRedis := func() *exec.Cmd {
-		cmd := exec.Command(server, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < 100; i++ {
-			if conn, err := net.Dial("tcp", addr); err == nil {
-				conn.Close()
-				return cmd
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatal("redis-server did not start")
-		return nil
-	}
-	redis := startRedis()
-	t.Cleanup(func() { redis.Process.Kill(); redis.Wait() })
+	testenv.RedisURL(t) // skip unless the Redis tests are on
+	redis := testenv.StartRedisServer(t)
 
-	c := newCluster(t, "redis://"+addr+"/0")
+	c := newCluster(t, redis.URL)
 	a, b := c.start("A"), c.start("B")
 	t1, _ := a.register("fay", false)
 	t2, _ := a.register("finn", false)
@@ -329,8 +294,7 @@ func TestClusterSurvivesRedisOutage(t *testing.T) {
 		}
 	}
 
-	redis.Process.Kill()
-	redis.Wait()
+	redis.Stop()
 	// Local chat continues on A.
 	s1.send("during")
 	for _, s := range []*sock{s1, s2} {
@@ -353,7 +317,7 @@ func TestClusterSurvivesRedisOutage(t *testing.T) {
 		t.Fatalf("metrics during outage lack switchboard_redis_up 0")
 	}
 
-	redis = startRedis()
+	redis.Start(t)
 	// Cross-process delivery resumes by itself.
 	deadline = time.Now().Add(20 * time.Second)
 	for i := 0; ; i++ {
@@ -426,7 +390,7 @@ func TestEmbeddedSecretIsGeneratedOnceAndReused(t *testing.T) {
 }
 
 // waitPresence polls the presence endpoint until it lists exactly want.
-func waitPresence(t *testing.T, p *proc, tok, group string, want []string) {
+func waitPresence(t testing.TB, p *proc, tok, group string, want []string) {
 	t.Helper()
 	deadline := time.Now().Add(70 * time.Second)
 	for {

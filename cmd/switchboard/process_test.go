@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -20,6 +18,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"switchboard/internal/testenv"
 )
 
 // These tests run switchboard as real processes (built once, with -race),
@@ -32,7 +32,7 @@ var (
 )
 
 // binary builds the switchboard command once per test run.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "switchboard-bin-")
@@ -61,47 +61,32 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// Old names of testenv helpers, kept while compose_test.go and
+// importusers_test.go (rewritten elsewhere) still use them; new code calls
+// testenv.
+var (
+	freePort    = testenv.FreeAddr
+	pgSchemaURL = testenv.SchemaURL
+	psql        = testenv.PostgresExec
+)
 
-// proc is one running switchboard process.
+type syncBuffer = testenv.Buffer
+
+// proc is one running switchboard process. It belongs to the test that
+// started it (t), whose cleanup stops it; subtests do not use it.
 type proc struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	addr string
 	env  []string
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *testenv.Buffer
 	done chan error
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// cluster is the shared configuration of processes in one test.
+// cluster is the shared configuration of processes in one test (t).
 type cluster struct {
-	t        *testing.T
+	t        testing.TB
 	database string // DATABASE_URL
 	redis    string // REDIS_URL ("" for none)
 	prefix   string
@@ -110,49 +95,16 @@ type cluster struct {
 	extra    []string
 }
 
-func newCluster(t *testing.T, redisURL string) *cluster {
+// newCluster configures the processes of test t: one fresh database shared
+// by all (PostgreSQL when TEST_DATABASE_URL is set, else a SQLite file),
+// redisURL ("" for none) with a key prefix of the test's own.
+func newCluster(t testing.TB, redisURL string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, redis: redisURL, prefix: fmt.Sprintf("sbtest%d:", time.Now().UnixNano()),
-		secret: strings.Repeat("s", 40) + fmt.Sprint(time.Now().UnixNano()), apiKey: "service-key-" + fmt.Sprint(time.Now().UnixNano())}
-	c.database = testDatabaseURL(t)
+	dialects := testenv.Dialects(t)
+	c := &cluster{t: t, redis: redisURL, prefix: testenv.KeyPrefix(t),
+		secret: strings.Repeat("s", 40) + testenv.RandomHex(t, 8), apiKey: "service-key-" + testenv.RandomHex(t, 8)}
+	c.database = testenv.DatabaseURL(t, dialects[len(dialects)-1])
 	return c
-}
-
-// testDatabaseURL is a fresh database shared by the processes of one test:
-// a PostgreSQL schema when TEST_DATABASE_URL is set, else a SQLite file.
-func testDatabaseURL(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		return "sqlite:" + filepath.Join(t.TempDir(), "shared.db")
-	}
-	return pgSchemaURL(t, base)
-}
-
-// pgSchemaURL creates a fresh schema on the PostgreSQL server at base,
-// drops it when the test ends, and returns base with search_path set to it.
-func pgSchemaURL(t *testing.T, base string) string {
-	t.Helper()
-	schema := fmt.Sprintf("p_%d", time.Now().UnixNano())
-	psql(t, base, "CREATE SCHEMA "+schema)
-	t.Cleanup(func() { psql(t, base, "DROP SCHEMA "+schema+" CASCADE") })
-	u, _ := url.Parse(base)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-func psql(t *testing.T, dsn, stmt string) {
-	t.Helper()
-	db, err := openSQL(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(stmt); err != nil {
-		t.Fatalf("%s: %v", stmt, err)
-	}
 }
 
 func (c *cluster) environ(addr string) []string {
@@ -187,7 +139,7 @@ func (c *cluster) start(name string) *proc {
 
 func (p *proc) run() {
 	p.t.Helper()
-	p.log = &syncBuffer{}
+	p.log = &testenv.Buffer{}
 	p.cmd = exec.Command(binary(p.t), "serve")
 	p.cmd.Env = p.env
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
@@ -196,24 +148,8 @@ func (p *proc) run() {
 	}
 	p.done = make(chan error, 1)
 	go func() { p.done <- p.cmd.Wait() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(p.url("/healthz"))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		select {
-		case err := <-p.done:
-			p.t.Fatalf("%s exited at start: %v\n%s", p.name, err, p.log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("%s not healthy in 30s\n%s", p.name, p.log)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := testenv.WaitHealthy(p.url("/healthz"), 30*time.Second, p.done); err != nil {
+		p.t.Fatalf("%s: %v\n%s", p.name, err, p.log)
 	}
 }
 
@@ -253,25 +189,11 @@ func (p *proc) wsURL(path string) string { return "ws://" + p.addr + path }
 // call does a JSON request and returns status and raw body.
 func (p *proc) call(method, path, auth string, body any) (int, []byte) {
 	p.t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, p.url(path), r)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	r, err := testenv.Send(method, p.url(path), testenv.Headers("Authorization", auth), body)
 	if err != nil {
 		p.t.Fatalf("%s %s on %s: %v", method, path, p.name, err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return r.Status, r.Body
 }
 
 // register creates a user through the API and logs in; it returns the
@@ -321,18 +243,25 @@ func runCLI(p *proc, stdin io.Reader, out io.Writer, args ...string) error {
 
 // sock is a test WebSocket client that collects frames in a goroutine.
 type sock struct {
-	t      *testing.T
+	t      testing.TB
 	conn   *websocket.Conn
 	frames chan map[string]any
 	closed chan *websocket.CloseError
 }
 
-func dialSock(t *testing.T, url string) *sock {
+// dialSock opens a WebSocket to url, failing t if the upgrade fails.
+func dialSock(t testing.TB, url string) *sock {
 	t.Helper()
 	conn, _, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}
+	return newSock(t, conn)
+}
+
+// newSock collects the frames of an open conn (dialed any way) until it
+// closes; conn is closed when t ends.
+func newSock(t testing.TB, conn *websocket.Conn) *sock {
 	s := &sock{t: t, conn: conn, frames: make(chan map[string]any, 10000), closed: make(chan *websocket.CloseError, 1)}
 	go func() {
 		for {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +15,9 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"switchboard/internal/testenv"
+	"switchboard/models"
 )
 
 // These tests call run in-process with a fake getenv, as main does with
@@ -29,17 +31,19 @@ type runDB struct {
 	env  map[string]string
 }
 
-// runDatabases returns a fresh SQLite file and, when TEST_DATABASE_URL is
-// set, a fresh PostgreSQL schema (which needs JWT_SECRET).
-func runDatabases(t *testing.T) []runDB {
+// runDatabases returns a fresh database of each dialect (testenv.Dialects);
+// PostgreSQL's comes with the JWT_SECRET it needs.
+func runDatabases(t testing.TB) []runDB {
 	t.Helper()
-	dbs := []runDB{{name: "sqlite", url: "sqlite:" + filepath.Join(t.TempDir(), "x.db")}}
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		t.Log("TEST_DATABASE_URL not set: PostgreSQL cases skipped (scripts/test.sh sets it)")
-		return dbs
+	var dbs []runDB
+	for _, dialect := range testenv.Dialects(t) {
+		db := runDB{name: string(dialect), url: testenv.DatabaseURL(t, dialect)}
+		if dialect == models.Postgres {
+			db.env = map[string]string{"JWT_SECRET": strings.Repeat("p", 40)}
+		}
+		dbs = append(dbs, db)
 	}
-	return append(dbs, runDB{name: "postgres", url: pgSchemaURL(t, base), env: map[string]string{"JWT_SECRET": strings.Repeat("p", 40)}})
+	return dbs
 }
 
 // getenv is the environment for db plus extra, with a cheap bcrypt cost,
@@ -56,7 +60,7 @@ func (db runDB) getenv(extra map[string]string) func(string) string {
 }
 
 // runCmd runs one CLI command to completion and returns its stdout.
-func runCmd(t *testing.T, getenv func(string) string, stdin string, args ...string) (string, error) {
+func runCmd(t testing.TB, getenv func(string) string, stdin string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -74,15 +78,15 @@ var listeningRE = regexp.MustCompile(`msg=listening addr=(http://\S+)`)
 type server struct {
 	base   string
 	stop   func() error
-	stderr *syncBuffer
+	stderr *testenv.Buffer
 }
 
 // startServe runs `serve` until stop (or the test's end), waiting for the
 // listening line and a 200 from /healthz.
-func startServe(t *testing.T, getenv func(string) string) *server {
+func startServe(t testing.TB, getenv func(string) string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stderr := &syncBuffer{}
+	stderr := &testenv.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve"}, getenv, strings.NewReader(""), io.Discard, stderr) }()
 	var once sync.Once
@@ -115,49 +119,26 @@ func startServe(t *testing.T, getenv func(string) string) *server {
 			t.Fatalf("serve did not log its address within 20s\nstderr: %s", stderr.String())
 		}
 	}
-	for {
-		if status, _ := s.call(t, "GET", "/healthz", "", nil); status == 200 {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s/healthz never answered 200\nstderr: %s", s.base, stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := testenv.WaitHealthy(s.base+"/healthz", time.Until(deadline), nil); err != nil {
+		t.Fatalf("%v\nstderr: %s", err, stderr.String())
 	}
+	return s
 }
 
 // call sends a JSON request and returns the status and decoded object.
-func (s *server) call(t *testing.T, method, path, auth string, body any) (int, map[string]any) {
+// A request that gets no answer is status 0.
+func (s *server) call(t testing.TB, method, path, auth string, body any) (int, map[string]any) {
 	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, s.base+path, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	r, err := testenv.Send(method, s.base+path, testenv.Headers("Authorization", auth), body)
 	if err != nil {
 		return 0, nil
 	}
-	defer resp.Body.Close()
 	var out map[string]any
-	raw, _ := io.ReadAll(resp.Body)
-	json.Unmarshal(raw, &out)
-	return resp.StatusCode, out
+	json.Unmarshal(r.Body, &out)
+	return r.Status, out
 }
 
-func (s *server) login(t *testing.T, user, pass string) (int, string) {
+func (s *server) login(t testing.TB, user, pass string) (int, string) {
 	t.Helper()
 	status, body := s.call(t, "POST", "/api-token-auth/", "", map[string]string{"username": user, "password": pass})
 	tok, _ := body["token"].(string)
@@ -341,7 +322,7 @@ func TestRunStoresGeneratedSecretBesideSQLite(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var stderr syncBuffer
+	var stderr testenv.Buffer
 	if err := run(ctx, []string{"serve"}, getenv, strings.NewReader(""), io.Discard, &stderr); err == nil || !strings.Contains(err.Error(), "secret") {
 		t.Errorf("serve with a 5-character secret file = %v, want an error about the secret", err)
 	}

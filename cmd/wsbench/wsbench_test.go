@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"switchboard/internal/testenv"
 )
 
 // TestMain lets the test binary serve as a -procs worker, as wsbench does.
@@ -223,7 +225,7 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
 	defer cancel()
 
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	const secret = "wsbench-smoke-test-secret-0123456789abcdef"
 	db := "sqlite:" + filepath.Join(dir, "b.db")
 	var logs bytes.Buffer
@@ -314,14 +316,4 @@ func parseResult(t *testing.T, out string) result {
 	}
 	t.Fatalf("no RESULT line in:\n%s", out)
 	return result{}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
