@@ -222,7 +222,7 @@ EOF
 }
 
 # sb_start_redis starts redis-server on a free 127.0.0.1 port with no
-# persistence, and exports TEST_REDIS_ADDR, TEST_REDIS_URL, TEST_REDIS_SERVER.
+# persistence, and exports TEST_REDIS_URL and TEST_REDIS_SERVER.
 sb_start_redis() {
   local dir="$SB_TMP/redis" attempt server
   server=$(command -v redis-server) || sb_die "redis-server not found"
@@ -248,10 +248,9 @@ sb_start_redis() {
     sb_stop_redis
   done
   [ -n "$SB_REDIS_PID" ] || sb_die "could not start redis"
-  export TEST_REDIS_ADDR="127.0.0.1:$SB_REDIS_PORT"
   export TEST_REDIS_URL="redis://127.0.0.1:$SB_REDIS_PORT/0"
   export TEST_REDIS_SERVER="$server"
-  sb_log "redis $("$server" --version | awk '{sub(/^v=/, "", $3); print $3}') on $TEST_REDIS_ADDR"
+  sb_log "redis $("$server" --version | awk '{sub(/^v=/, "", $3); print $3}') on 127.0.0.1:$SB_REDIS_PORT"
 }
 
 sb_stop_redis() {
