@@ -187,30 +187,12 @@ func TestHeadOnEveryGetRoute(t *testing.T) {
 // TestHeadIsLoggedAsHead: the access log names the method the client
 // sent, though the router saw a GET.
 func TestHeadIsLoggedAsHead(t *testing.T) {
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	e := newEnv(t, models.SQLite, withLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	rawRequest(t, e.srv.URL, http.MethodHead, "/healthz", nil, nil)
 	if got := logs.String(); !strings.Contains(got, "method=HEAD") || strings.Contains(got, "method=GET") {
 		t.Errorf("access log after HEAD /healthz = %q, want method=HEAD", got)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestHeadIsListedInAllow: a 405 on a GET route names HEAD as allowed too.

@@ -35,23 +35,7 @@ func dialV1(t testing.TB, url string) *sock {
 		conn.Close()
 		t.Fatalf("dial %s: subprotocol %q, want %q", redactURL(url), conn.Subprotocol(), v1)
 	}
-	s := &sock{t: t, conn: conn, frames: make(chan map[string]any, 10000), closed: make(chan *websocket.CloseError, 1)}
-	go func() {
-		for {
-			_, b, err := conn.ReadMessage()
-			if err != nil {
-				ce, _ := err.(*websocket.CloseError)
-				s.closed <- ce
-				close(s.frames)
-				return
-			}
-			var m map[string]any
-			json.Unmarshal(b, &m)
-			s.frames <- m
-		}
-	}()
-	t.Cleanup(func() { conn.Close() })
-	return s
+	return newSock(t, conn)
 }
 
 func redactURL(u string) string {
