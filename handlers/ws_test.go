@@ -262,6 +262,10 @@ func TestSlowConsumerIsClosedAloneWith1013(t *testing.T) {
 	e := newEnv(t, "sqlite", withClient(func(c *ws.ClientConfig) {
 		c.RateLimit = 0
 		c.SendQueue = 64
+		// The slow member reads only at the end, which under -race can be
+		// more than the default 10 s after its writer blocked: a write
+		// deadline that fires first drops it without its close frame.
+		c.WriteTimeout = time.Minute
 	}))
 	sender, slow, fast := e.createUser(t, "sam", false), e.createUser(t, "sid", false), e.createUser(t, "sue", false)
 	cs := e.chat(t, sender)
@@ -274,7 +278,12 @@ func TestSlowConsumerIsClosedAloneWith1013(t *testing.T) {
 	}
 	defer cl.Close()
 
-	go func() { // the sender is a member too: keep its socket drained
+	// The sender is a member too: keep its socket drained. chat() left a
+	// read deadline on it; without clearing it the drain stops after a few
+	// seconds under -race, the sender becomes the slow consumer and the
+	// test fails for the wrong member.
+	cs.SetReadDeadline(time.Time{})
+	go func() {
 		for {
 			if _, _, err := cs.ReadMessage(); err != nil {
 				return
