@@ -4,8 +4,8 @@
 // status). Plain browser modules, no build step, no dependencies.
 
 import { Switchboard, decodeToken, describeClose, CloseCode } from './switchboard.js';
-import { el, storageGet, storageSet, setCloseReason } from './ui/dom.js';
-import { api, apiFetch, serverNow } from './ui/api.js';
+import { el, TEXT, storageGet, storageSet, setCloseReason } from './ui/dom.js';
+import { api, apiFetch, serverNow, errorMessage } from './ui/api.js';
 import { initAuth, showAuth, setAuthNotice } from './ui/auth.js';
 import { startChat, stopChat, resetChat, retryChat, knowMe, showDisconnected, addNotice } from './ui/chat.js';
 import { startStatus, stopStatus, resetStatus, retryStatus } from './ui/status.js';
@@ -13,6 +13,7 @@ import { startStatus, stopStatus, resetStatus, retryStatus } from './ui/status.j
 const TOKEN_STORAGE = 'switchboard.token';
 const SESSION_EXPIRED = describeClose(CloseCode.UNAUTHORIZED).text;
 const ACCOUNT_DISABLED = describeClose(CloseCode.FORBIDDEN).text;
+const LOGGED_OUT_EVERYWHERE = describeClose(CloseCode.REVOKED).text;
 
 let client = null; // the logged-in session's client; null when logged out
 
@@ -45,7 +46,11 @@ async function verifySession(c) {
   try {
     const res = await api('GET', '/api/users/me', undefined, token);
     if (c !== client || c.token !== token) return; // logged out or refreshed meanwhile
-    if (res.status === 401) { sessionEnded(SESSION_EXPIRED); return; }
+    if (res.status === 401) {
+      const revoked = res.data && res.data.error && res.data.error.message === 'token revoked';
+      sessionEnded(revoked ? LOGGED_OUT_EVERYWHERE : SESSION_EXPIRED);
+      return;
+    }
     if (res.ok && res.data && typeof res.data.username === 'string' && res.data.username) {
       if (res.data.is_active === false) { sessionEnded(ACCOUNT_DISABLED); return; }
       knowMe(res.data.username);
@@ -70,6 +75,36 @@ function logout() {
   showAuth('login');
 }
 
+// logoutEverywhere ends every token of the user (POST
+// /api/users/me/logout-all): every tab and device is logged out, their
+// sockets closed with 4004. This tab closes its client first, so it shows
+// that it asked for it rather than the "logged out everywhere" reason the
+// other tabs show.
+async function logoutEverywhere() {
+  const c = client;
+  if (!c) return;
+  el.logoutAll.disabled = true;
+  const token = await c.freshToken();
+  if (c !== client) { el.logoutAll.disabled = false; return; } // the session ended meanwhile
+  endClient();
+  resetChat();
+  resetStatus();
+  setCloseReason('');
+  let notice = 'You have logged out on every device.';
+  if (token) {
+    try {
+      const res = await api('POST', '/api/users/me/logout-all', undefined, token);
+      if (res.status === 401) notice = 'Your session had already ended. You have logged out here.';
+      else if (res.status !== 204) notice = 'Logging out your other devices failed (' + errorMessage(res.data, 'HTTP ' + res.status) + '). You have logged out here; log in and try again.';
+    } catch (e) {
+      notice = TEXT.unreachable + ' You have logged out here only.';
+    }
+  }
+  el.logoutAll.disabled = false;
+  setAuthNotice(notice);
+  showAuth('login');
+}
+
 // sessionEnded returns to the login form with a plain-language reason.
 function sessionEnded(reason) {
   endClient();
@@ -84,6 +119,7 @@ function sessionEnded(reason) {
 initAuth(startSession);
 
 el.logout.addEventListener('click', logout);
+el.logoutAll.addEventListener('click', logoutEverywhere);
 
 el.reconnect.addEventListener('click', function () {
   retryChat();

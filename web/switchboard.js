@@ -13,9 +13,22 @@
 //   chat.on('message', (m) => console.log(m.user, m.text));
 //   client.send('hello');
 //
+// It speaks the switchboard.v1 subprotocol by default: the token travels in
+// the socket's first frame ({"type":"auth"}), never in a URL, and a
+// refreshed token is handed to open sockets in-band ({"type":"refresh"} →
+// "refreshed") without reconnecting. protocol: 'legacy' keeps the old
+// protocol (?token= in the URL, plain text frames, reconnect to use a new
+// token) for servers that predate switchboard.v1.
+//
 // Close codes are mapped to kinds by code, never by the reason text (see
 // closeKinds). The README's "Using switchboard from any front end" documents
 // the options, methods and events.
+
+// Subprotocol is the versioned JSON protocol the client asks for.
+export const Subprotocol = 'switchboard.v1';
+
+// LEGACY is the protocol option for the seed's protocol.
+export const LEGACY = 'legacy';
 
 // ---- Close codes ------------------------------------------------------------
 
@@ -27,6 +40,7 @@ export const CloseCode = Object.freeze({
   UNSUPPORTED: 1003,
   NO_STATUS: 1005,
   ABNORMAL: 1006,
+  PROTOCOL_ERROR: 1002,
   INVALID_DATA: 1007,
   POLICY: 1008,
   TOO_BIG: 1009,
@@ -36,6 +50,7 @@ export const CloseCode = Object.freeze({
   BAD_NAME: 4000,
   UNAUTHORIZED: 4001,
   FORBIDDEN: 4003,
+  REVOKED: 4004,
 });
 
 // Action is what the client does after a close:
@@ -60,6 +75,7 @@ function closeKind(kind, action, text) {
 export const closeKinds = Object.freeze({
   1000: closeKind('normal', Action.STOP, 'The connection was closed'),
   1001: closeKind('going-away', Action.RECONNECT, 'The server is restarting'),
+  1002: closeKind('violation', Action.STOP, 'The server does not speak this page\'s protocol'),
   1003: closeKind('violation', Action.STOP, 'The server does not accept binary messages'),
   1005: closeKind('lost', Action.RECONNECT, 'Connection lost'),
   1006: closeKind('lost', Action.RECONNECT, 'Connection lost'),
@@ -72,6 +88,9 @@ export const closeKinds = Object.freeze({
   4000: closeKind('bad-name', Action.STOP, 'That group or key name is not valid'),
   4001: closeKind('auth', Action.REFRESH, 'Your session expired, please log in again'),
   4003: closeKind('forbidden', Action.LOGOUT, 'Your account was disabled'),
+  // The token was revoked ("log out everywhere", a password change, an
+  // administrator): refreshing cannot help, only logging in again.
+  4004: closeKind('revoked', Action.LOGOUT, 'You were logged out everywhere, please log in again'),
 });
 
 // Any other code: a lost connection, retried with backoff.
@@ -159,9 +178,10 @@ class Emitter {
 
 // Frame types each socket delivers as events of the same name. Others are
 // ignored (the server may add new ones), except by "frame" listeners.
+// "refreshed" and "error" only come in switchboard.v1.
 const FRAME_EVENTS = {
-  chat: new Set(['welcome', 'message', 'join', 'leave', 'publish']),
-  status: new Set(['status']),
+  chat: new Set(['welcome', 'message', 'join', 'leave', 'publish', 'refreshed', 'error']),
+  status: new Set(['status', 'refreshed', 'error']),
 };
 
 // Connection is one socket kept connected: the chat, or one status key.
@@ -183,6 +203,7 @@ export class Connection extends Emitter {
     this._attempt = 0; // failed attempts since the server last accepted us
     this._retryTimer = 0;
     this._authRetried = false; // one token refresh per 4001, until accepted again
+    this._sentToken = null; // switchboard.v1: the token the open socket holds (auth or refresh frame)
   }
 
   get state() {
@@ -196,14 +217,32 @@ export class Connection extends Emitter {
   }
 
   params(token) {
-    return { token: token };
+    return this.client.legacy ? { token: token } : {}; // switchboard.v1: the token goes in the first frame
   }
 
   // send sends text on an accepted chat socket; it returns false (and sends
-  // nothing) otherwise.
-  send(text) {
+  // nothing) otherwise. In switchboard.v1 an id (a string) may go with it:
+  // the sender's own copy of the message carries it back.
+  send(text, id) {
     if (this._state !== 'open' || !this._ws || this._ws.readyState !== 1) return false;
-    this._ws.send(String(text));
+    if (this.client.legacy) {
+      this._ws.send(String(text));
+    } else {
+      const frame = { type: 'message', text: String(text) };
+      if (id !== undefined && id !== null && id !== '') frame.id = String(id);
+      this._ws.send(JSON.stringify(frame));
+    }
+    return true;
+  }
+
+  // _refreshInBand hands token to the open switchboard.v1 socket (a
+  // refresh frame, answered "refreshed"); false when it cannot (legacy, or
+  // not open: the next connect uses the client's newest token anyway).
+  _refreshInBand(token) {
+    if (this.client.legacy || this._state !== 'open' || !this._ws || this._ws.readyState !== 1) return false;
+    if (!token || token === this._sentToken) return true;
+    this._sentToken = token;
+    this._ws.send(JSON.stringify({ type: 'refresh', token: token }));
     return true;
   }
 
@@ -261,20 +300,36 @@ export class Connection extends Emitter {
       return;
     }
     this._ws = ws;
+    this._sentToken = null;
     let handshake = false; // the WebSocket opened (the token is checked after that)
     let accepted = false; // the server's first frame arrived
-    ws.onopen = () => { handshake = true; };
+    let mismatch = false; // switchboard.v1 asked for and not granted
+    ws.onopen = () => {
+      handshake = true;
+      if (this._ws !== ws || this.client.legacy) return;
+      if (ws.protocol !== Subprotocol) {
+        // A server without switchboard.v1 would take the auth frame for
+        // chat text: never send the token there.
+        mismatch = true;
+        try { ws.close(1000, 'switchboard.v1 required'); } catch (e) { /* closing */ }
+        return;
+      }
+      this._sentToken = token;
+      ws.send(JSON.stringify({ type: 'auth', token: token }));
+    };
     ws.onmessage = (ev) => {
       if (this._ws !== ws || typeof ev.data !== 'string') return;
       let frame;
       try { frame = JSON.parse(ev.data); } catch (e) { return; }
       if (!frame || typeof frame !== 'object' || Array.isArray(frame)) return;
-      if (!accepted) {
+      if (!accepted && frame.type !== 'error') {
         accepted = true;
         this._attempt = 0;
         this._authRetried = false;
         this._state = 'open';
         this._emit('open', {});
+        // The token was refreshed while this socket authenticated.
+        if (!this.client.legacy && this.client.token !== this._sentToken) this._refreshInBand(this.client.token);
       }
       this._emit('frame', frame);
       if (FRAME_EVENTS[this.kind].has(frame.type)) this._emit(frame.type, frame);
@@ -282,6 +337,10 @@ export class Connection extends Emitter {
     ws.onclose = (ev) => {
       if (this._ws !== ws) return;
       this._ws = null;
+      if (mismatch) {
+        this._closed(CloseCode.PROTOCOL_ERROR, 'switchboard.v1 not offered by the server', true, false, token, gen);
+        return;
+      }
       this._closed(ev.code, ev.reason || '', handshake, accepted, token, gen);
     };
   }
@@ -297,6 +356,7 @@ export class Connection extends Emitter {
       if (gen !== this._gen) return;
       if (check === 'unauthorized') d = describeClose(CloseCode.UNAUTHORIZED);
       if (check === 'forbidden') d = describeClose(CloseCode.FORBIDDEN);
+      if (check === 'revoked') d = describeClose(CloseCode.REVOKED);
       d.code = code;
     }
     let reconnect = d.action === Action.RECONNECT;
@@ -352,7 +412,10 @@ export class Connection extends Emitter {
 //   refreshAt         fraction of the remaining lifetime after which the
 //                     token is refreshed (default 0.8)
 //   reconnectAfterMs  tries => ms before retry number tries (default backoff)
-//   protocols         WebSocket subprotocols (none today)
+//   protocol          'switchboard.v1' (default): the token in the first
+//                     frame, refreshed in-band; 'legacy': the token in
+//                     ?token=, plain text frames, a new token used at the
+//                     next connect
 //   now               () => ms on the server's clock (default: the local
 //                     clock, corrected by the Date headers the client sees)
 //   fetch, WebSocket  implementations to use (default: the global ones)
@@ -360,7 +423,8 @@ export class Connection extends Emitter {
 // Client events: "token" {token, expiresAt} after a refresh (keep it);
 // "expiring" {expiresAt} when the token can no longer be refreshed;
 // "logout" {kind, code, text} when the session is over (the client is then
-// closed). Every connection event also reaches client listeners.
+// closed; kind "revoked" after "log out everywhere"). Every connection event
+// also reaches client listeners, "refreshed" and "error" frames included.
 export class Switchboard extends Emitter {
   constructor(opts) {
     super();
@@ -370,7 +434,11 @@ export class Switchboard extends Emitter {
     this._refreshFn = o.refresh === undefined ? (t) => this._defaultRefresh(t) : (o.refresh || null);
     this._refreshAt = typeof o.refreshAt === 'number' ? o.refreshAt : 0.8;
     this._reconnectAfterMs = o.reconnectAfterMs || backoff;
-    this._protocols = o.protocols;
+    const protocol = o.protocol === undefined ? Subprotocol : o.protocol;
+    if (protocol !== Subprotocol && protocol !== LEGACY) {
+      throw new TypeError('switchboard: protocol must be "' + Subprotocol + '" or "' + LEGACY + '"');
+    }
+    this.legacy = protocol === LEGACY;
     this._skewMs = 0;
     this._now = o.now || (() => Date.now() + this._skewMs);
     this._fetch = o.fetch || ((input, init) => globalThis.fetch(input, init));
@@ -398,10 +466,17 @@ export class Switchboard extends Emitter {
     return this._expiresAt;
   }
 
-  // setToken replaces the token (e.g. after the user logged in again).
+  // setToken replaces the token (e.g. after the user logged in again); open
+  // switchboard.v1 sockets get it in-band.
   setToken(token) {
     if (this.closed || typeof token !== 'string' || !token) return;
     this._adopt(token);
+    this._handOut(token);
+  }
+
+  // protocol is what the sockets speak: 'switchboard.v1' or 'legacy'.
+  get protocol() {
+    return this.legacy ? LEGACY : Subprotocol;
   }
 
   // connectChat opens the chat socket of the user's group.
@@ -416,10 +491,10 @@ export class Switchboard extends Emitter {
     return this._add(new Connection(this, 'status', String(key)));
   }
 
-  // send sends text to the group on the newest chat connection; false if it
-  // is not open.
-  send(text) {
-    return !!this._chat && this._chat.send(text);
+  // send sends text to the group on the newest chat connection (with an
+  // optional id, switchboard.v1); false if it is not open.
+  send(text, id) {
+    return !!this._chat && this._chat.send(text, id);
   }
 
   // reconnectNow catches up after timers were throttled (a background tab)
@@ -485,8 +560,15 @@ export class Switchboard extends Emitter {
     for (const k of Object.keys(params)) {
       if (params[k] !== undefined && params[k] !== null) q.set(k, String(params[k]));
     }
-    const url = this._base.ws + path + '?' + q.toString();
-    return this._protocols ? new this._WebSocket(url, this._protocols) : new this._WebSocket(url);
+    const query = q.toString();
+    const url = this._base.ws + path + (query ? '?' + query : '');
+    return this.legacy ? new this._WebSocket(url) : new this._WebSocket(url, [Subprotocol]);
+  }
+
+  // _handOut gives a new token to every open switchboard.v1 socket, so
+  // none has to reconnect before its old token expires.
+  _handOut(token) {
+    for (const c of Array.from(this._conns)) c._refreshInBand(token);
   }
 
   // _adopt makes token current and schedules its refresh at refreshAt of
@@ -535,6 +617,7 @@ export class Switchboard extends Emitter {
       if (typeof fresh !== 'string' || !fresh) return 'refused';
       this._adopt(fresh);
       this._emit('token', { token: fresh, expiresAt: this._expiresAt });
+      this._handOut(fresh);
       return 'ok';
     })();
     this._refreshing = p;
@@ -583,7 +666,8 @@ export class Switchboard extends Emitter {
 
   _logout(kind) {
     if (this.closed) return;
-    const d = describeClose(kind === 'forbidden' ? CloseCode.FORBIDDEN : CloseCode.UNAUTHORIZED);
+    const code = kind === 'forbidden' ? CloseCode.FORBIDDEN : kind === 'revoked' ? CloseCode.REVOKED : CloseCode.UNAUTHORIZED;
+    const d = describeClose(code);
     this.close();
     this._emit('logout', { kind: d.kind, code: d.code, text: d.text });
   }
@@ -624,11 +708,14 @@ export class Switchboard extends Emitter {
   }
 
   // _checkToken asks the API whether token is still accepted:
-  // "unauthorized", "forbidden" (inactive), "ok" or "unknown".
+  // "unauthorized", "revoked", "forbidden" (inactive), "ok" or "unknown".
   async _checkToken(token) {
     try {
       const res = await this._request('GET', '/api/users/me', undefined, token);
-      if (res.status === 401) return 'unauthorized';
+      if (res.status === 401) {
+        const e = res.data && res.data.error;
+        return e && e.message === 'token revoked' ? 'revoked' : 'unauthorized';
+      }
       if (res.status === 200 && res.data && typeof res.data.username === 'string') {
         return res.data.is_active === false ? 'forbidden' : 'ok';
       }

@@ -226,7 +226,7 @@ func TestPageIDs(t *testing.T) {
 	page := readFile(t, "index.html")
 	ids := []string{
 		"register-form", "login-form", "username", "password", "email", "show-register", "show-login",
-		"chat", "group-name", "me", "logout", "online", "messages", "message-input", "conn-status",
+		"chat", "group-name", "me", "logout", "logout-all", "online", "messages", "message-input", "conn-status",
 		"close-reason", "status-panel", "status-key", "status-value", "status-version", "status-changed",
 	}
 	for _, id := range ids {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -88,9 +89,22 @@ type browserUser struct {
 // dialog cannot block the test, and so is every uncaught exception.
 func newBrowserUser(t *testing.T, browserCtx context.Context, name, pageURL string) *browserUser {
 	t.Helper()
+	return openTab(t, browserCtx, name, pageURL, chromedp.WithNewBrowserContext())
+}
+
+// newTab opens a second tab of u's browser context (same cookies; its own
+// sessionStorage, as browsers keep it per tab) on pageURL.
+func (u *browserUser) newTab(pageURL string) *browserUser {
+	u.t.Helper()
+	return openTab(u.t, u.ctx, u.name, pageURL)
+}
+
+// openTab opens a tab for name under parent (opts choose its browser
+// context) and loads pageURL, recording dialogs and exceptions.
+func openTab(t *testing.T, parent context.Context, name, pageURL string, opts ...chromedp.ContextOption) *browserUser {
+	t.Helper()
 	u := &browserUser{t: t, name: name}
-	ctx, cancel := chromedp.NewContext(browserCtx,
-		chromedp.WithNewBrowserContext(),
+	ctx, cancel := chromedp.NewContext(parent, append(opts,
 		chromedp.WithListener(func(ev any) {
 			// Runs in the tab's event loop: record, and send commands elsewhere.
 			switch ev := ev.(type) {
@@ -104,7 +118,7 @@ func newBrowserUser(t *testing.T, browserCtx context.Context, name, pageURL stri
 				u.exceptions = append(u.exceptions, exceptionText(ev.ExceptionDetails))
 				u.mu.Unlock()
 			}
-		}),
+		}))...,
 	)
 	u.ctx = ctx
 	t.Cleanup(cancel)
@@ -175,6 +189,7 @@ func (u *browserUser) state() string {
 			'group: ' + txt('group-name') + ' | online: ' + [...document.querySelectorAll('#online li')].map(li => li.dataset.user).join(','),
 			'status [' + document.getElementById('status-conn').dataset.state + '] v' + txt('status-version') + ': ' + txt('status-value'),
 			'messages:', ...[...document.querySelectorAll('#messages li')].map(li => '  ' + li.className + ' ' + (li.dataset.user || '') + ': ' + li.textContent),
+			...(window.sbt ? ['client events (TestBrowserClient, last 40):', ...window.sbt.log.slice(-40).map(e => '  ' + e.client + ' ' + e.socket + ' ' + e.ev + ' ' + JSON.stringify(e.d))] : []),
 		].join('\n');
 	})()`))
 	if err != nil {
@@ -359,10 +374,13 @@ func (u *browserUser) screenshot(name string, width, height int64, scale float64
 // TestBrowserChat drives the chat page for three users in a real browser:
 // register and log in through the forms, live messages in a group and not
 // across groups, text never interpreted as HTML, the online list, a
-// disabled account's reason, and live status updates.
+// disabled account's reason, live status updates, and "Log out everywhere"
+// closing the user's other tab with its reason. The page speaks
+// switchboard.v1, so no token appears in any URL (the access log shows).
 func TestBrowserChat(t *testing.T) {
 	chromiumPath(t) // skip early, before building the server
 	c := newCluster(t, "")
+	c.extra = []string{"LOG_LEVEL=info"} // the access log, checked for tokens
 	p := c.start("web")
 
 	ctx, cancel := context.WithTimeout(context.Background(), browserBudget)
@@ -517,7 +535,49 @@ func TestBrowserChat(t *testing.T) {
 	}
 	alice.waitOnline("alice")
 
+	// "Log out everywhere" in one of alice's tabs ends her session in the
+	// other within 2 s, with the plain-language reason, and her tokens are
+	// refused from then on.
+	alice2 := alice.newTab(p.url("/"))
+	alice2.login(password, "chat-a")
+	tokens := []string{
+		evalIn[string](alice, `sessionStorage.getItem('switchboard.token')`),
+		evalIn[string](alice2, `sessionStorage.getItem('switchboard.token')`),
+	}
+	if tokens[0] == "" || tokens[1] == "" || tokens[0] == tokens[1] {
+		t.Fatalf("alice's two tabs hold tokens %q and %q, want two different ones", tokens[0], tokens[1])
+	}
+	clickedAt := time.Now()
+	alice.do("click Log out everywhere", chromedp.Click(chromedp.ID("logout-all")))
+	alice.waitFor(waitStep, "show the login form with the logged-out-everywhere notice", `() =>
+		!document.getElementById('auth').hidden && document.getElementById('chat').hidden &&
+		document.getElementById('auth-notice').textContent === 'You have logged out on every device.' &&
+		document.getElementById('close-reason').textContent === ''`)
+	alice2.waitFor(waitShort-time.Since(clickedAt), "show the revoked reason in the other tab", `() =>
+		document.getElementById('close-reason').textContent === 'You were logged out everywhere, please log in again' &&
+		!document.getElementById('auth').hidden && document.getElementById('chat').hidden`)
+	t.Logf("alice's other tab showed the revoked reason %v after the click", time.Since(clickedAt).Round(time.Millisecond))
+	for i, u := range []*browserUser{alice, alice2} {
+		if tok := evalIn[*string](u, `sessionStorage.getItem('switchboard.token')`); tok != nil {
+			t.Errorf("alice's tab %d: the token is still in sessionStorage after logging out everywhere", i+1)
+		}
+		if code, body := p.call("GET", "/api/users/me", "JWT "+tokens[i], nil); code != 401 || !strings.Contains(string(body), "token revoked") {
+			t.Errorf("alice's tab %d token after logging out everywhere: GET /api/users/me = %d %s, want 401 token revoked", i+1, code, body)
+		}
+	}
+	// She can log in again at once.
+	alice2.login(password, "chat-a")
+	alice2.send("back after logging out everywhere")
+
+	// switchboard.v1 keeps the token out of every URL: no socket request
+	// carries one, so the access log has no token= at all.
+	if log := p.log.String(); !strings.Contains(log, "path=/ws/chat/") || strings.Contains(log, "token=") {
+		t.Errorf("access log: want socket requests and no token= query:\n%s", log)
+	}
+	checkLogHasNoTokens(t, p, tokens)
+
 	alice.checkClean()
+	alice2.checkClean()
 	anna.checkClean()
 	bob.checkClean(probe)
 	t.Logf("browser part took %v", time.Since(started).Round(time.Millisecond))
@@ -532,7 +592,7 @@ const clientHarness = `(async () => {
 	sbt.start = (name, opts) => {
 		const c = new m.Switchboard(Object.assign({ reconnectAfterMs: () => 200 }, opts));
 		sbt.clients[name] = c;
-		for (const ev of ['connecting', 'open', 'close', 'welcome', 'message', 'join', 'leave', 'publish', 'status']) {
+		for (const ev of ['connecting', 'open', 'close', 'welcome', 'message', 'join', 'leave', 'publish', 'status', 'refreshed', 'error']) {
 			c.on(ev, (d, conn) => sbt.log.push({ ev, client: name, socket: conn.kind, d: JSON.parse(JSON.stringify(d)) }));
 		}
 		for (const ev of ['token', 'expiring', 'logout']) {
@@ -567,13 +627,16 @@ func clientEvents(u *browserUser, client string, evs ...string) []clientEvent {
 // TestBrowserClient drives web/switchboard.js, the reusable client module,
 // in a real browser against a real server, with no page code involved:
 // the close-code mapping, listener removal, chat, publish and presence
-// events, token refresh at 80% of a short lifetime, reconnection after a
-// server restart (1001), a refused token (4001, then "logout"), and a
-// disabled account (4003).
+// events, token refresh at 80% of a short lifetime handed to the open
+// sockets in-band (switchboard.v1: no reconnect, and they outlive the first
+// token's exp + grace), message ids, no token in any URL, reconnection
+// after a server restart (1001), a refused token (4001, then "logout"),
+// "log out everywhere" (4004, then "logout" of kind "revoked"), the legacy
+// protocol option, and a disabled account (4003).
 func TestBrowserClient(t *testing.T) {
 	chromiumPath(t)
 	c := newCluster(t, "")
-	c.extra = append(c.extra, "JWT_EXPIRATION=6s")
+	c.extra = append(c.extra, "JWT_EXPIRATION=6s", "WS_TOKEN_GRACE=1s", "LOG_LEVEL=info")
 	p := c.start("client")
 
 	ctx, cancel := context.WithTimeout(context.Background(), browserBudget)
@@ -605,6 +668,8 @@ func TestBrowserClient(t *testing.T) {
 		{4000, "bad-name", "stop"},
 		{4001, "auth", "refresh"},
 		{4003, "forbidden", "logout"},
+		{4004, "revoked", "logout"},
+		{1002, "violation", "stop"},
 		{4999, "lost", "reconnect"}, // unknown codes: retried with backoff
 	}
 	for _, k := range kinds {
@@ -616,11 +681,21 @@ func TestBrowserClient(t *testing.T) {
 	if got := evalIn[string](u, `sbt.m.describeClose(4003).text`); got != "Your account was disabled" {
 		t.Errorf("describeClose(4003).text = %q, want the page's disabled reason", got)
 	}
+	if got := evalIn[string](u, `sbt.m.describeClose(4004).text`); got != "You were logged out everywhere, please log in again" {
+		t.Errorf("describeClose(4004).text = %q, want the revoked reason", got)
+	}
+	if got := evalIn[string](u, `[new sbt.m.Switchboard({}).protocol, new sbt.m.Switchboard({ protocol: 'legacy' }).protocol,
+		(() => { try { new sbt.m.Switchboard({ protocol: 'v2' }); return 'accepted'; } catch (e) { return e.name; } })()].join(' ')`); got != "switchboard.v1 legacy TypeError" {
+		t.Errorf("protocol option: default, legacy, unknown = %q, want %q", got, "switchboard.v1 legacy TypeError")
+	}
 	if bad := evalIn[[]float64](u, `Array.from({length: 12}, (_, i) => sbt.m.backoff(i + 1)).filter(ms => ms < 1000 || ms > 30000)`); len(bad) != 0 {
 		t.Errorf("backoff(1..12) has delays outside [1s, 30s]: %v", bad)
 	}
 
-	// carol's chat and status connect; cara joins the same group.
+	// carol's chat and status connect; cara joins the same group. Their
+	// tokens are minted now: the browser's start-up may have used most of
+	// a 6 s lifetime.
+	carolTok, caraTok = p.login("carol"), p.login("cara")
 	u.do("start carol", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
 		const c = sbt.start('carol', { token: () => %q });
 		c.connectChat();
@@ -636,11 +711,17 @@ func TestBrowserClient(t *testing.T) {
 	u.do("start cara", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`void sbt.start('cara', { token: %q }).connectChat()`, caraTok)))
 	u.waitFor(waitStep, "carol sees cara join", `() => sbt.log.some(e => e.client === 'carol' && e.ev === 'join' && e.d.user === 'cara')`)
 
-	if ok := evalIn[bool](u, `sbt.clients.carol.send('hello from the module')`); !ok {
+	if ok := evalIn[bool](u, `sbt.clients.carol.send('hello from the module', 'm-1')`); !ok {
 		t.Fatal("carol: client.send() = false on an open chat")
 	}
 	u.waitFor(waitStep, "cara gets carol's message", `() =>
 		sbt.log.some(e => e.client === 'cara' && e.ev === 'message' && e.d.user === 'carol' && e.d.text === 'hello from the module')`)
+	// The id comes back in carol's own copy only.
+	u.waitFor(waitStep, "carol gets her own message with its id", `() =>
+		sbt.log.some(e => e.client === 'carol' && e.ev === 'message' && e.d.text === 'hello from the module' && e.d.id === 'm-1')`)
+	if n := evalIn[int](u, `sbt.log.filter(e => e.client === 'cara' && e.ev === 'message' && 'id' in e.d).length`); n != 0 {
+		t.Errorf("cara got %d messages with an id, want none (ids are only in the sender's copy)", n)
+	}
 	if code, body := p.call("POST", "/api/groups/chat-c/messages", "Api-Key "+c.apiKey, map[string]any{"data": map[string]any{"n": 1}}); code != 202 {
 		t.Fatalf("POST /api/groups/chat-c/messages = %d %s, want 202", code, body)
 	}
@@ -659,6 +740,31 @@ func TestBrowserClient(t *testing.T) {
 	// follows at once, well within the fresh token's lifetime.
 	u.waitFor(8*time.Second, "carol's token refreshed", `(old) => sbt.log.some(e =>
 		e.client === 'carol' && e.ev === 'token' && e.d.token !== old && sbt.clients.carol.token === e.d.token)`, carolTok)
+
+	// The new token reaches both open sockets in-band ("refreshed" with
+	// its exp), and they stay open past the first token's exp + grace
+	// (WS_TOKEN_GRACE=1s): no close, no second welcome, the chat works.
+	u.waitFor(waitStep, "carol's sockets answer the in-band refresh", `() => {
+		const tok = sbt.log.find(e => e.client === 'carol' && e.ev === 'token');
+		const exp = sbt.m.decodeToken(tok.d.token).exp;
+		return ['chat', 'status'].every(s => sbt.log.some(e => e.client === 'carol' && e.ev === 'refreshed' && e.socket === s && e.d.exp === exp));
+	}`)
+	time.Sleep(time.Until(tokenExp(t, carolTok).Add(2500 * time.Millisecond)))
+	if n := len(clientEvents(u, "carol", "close")); n != 0 || len(clientEvents(u, "carol", "welcome")) != 1 {
+		t.Errorf("carol: %d closes and %d welcomes past the first token's exp + grace, want none and one (no reconnect)", n, len(clientEvents(u, "carol", "welcome")))
+	}
+	u.do("carol sends after her first token expired", chromedp.Evaluate[chromedp.Void](`void sbt.clients.carol.send('still connected')`))
+	u.waitFor(waitStep, "carol's message after her first token expired", `() =>
+		sbt.log.some(e => e.client === 'carol' && e.ev === 'message' && e.d.text === 'still connected')`)
+	// switchboard.v1: no token in any socket URL, so none in the access log.
+	if log := p.log.String(); !strings.Contains(log, "path=/ws/chat/") || strings.Contains(log, "token=") {
+		t.Errorf("access log: want socket requests and no token= query:\n%s", log)
+	}
+	var seen []string
+	for _, e := range clientEvents(u, "carol", "token") {
+		seen = append(seen, e.D["token"].(string))
+	}
+	checkLogHasNoTokens(t, p, append(seen, carolTok, caraTok))
 
 	// A restart closes with 1001 "going away"; the client reconnects by
 	// itself, through attempts that fail while the server is down.
@@ -689,6 +795,45 @@ func TestBrowserClient(t *testing.T) {
 	if !evalIn[bool](u, `sbt.clients.bad.closed`) {
 		t.Error("bad token: the client is not closed after logout")
 	}
+
+	// "Log out everywhere" closes cody's chat and status with 4004: one
+	// "logout" of kind "revoked" with its text, and the client is closed.
+	codyTok, _ := p.register("cody", false)
+	u.do("start cody", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+		const c = sbt.start('cody', { token: %q });
+		c.connectChat();
+		c.connectStatus('system');
+	})()`, codyTok)))
+	u.waitFor(waitStep, "cody's chat and status open", `() => sbt.count('cody', 'welcome') === 1 && sbt.count('cody', 'status') === 1`)
+	revokedAt := time.Now()
+	if code, body := p.call("POST", "/api/users/me/logout-all", "JWT "+codyTok, nil); code != 204 {
+		t.Fatalf("POST /api/users/me/logout-all = %d %s, want 204", code, body)
+	}
+	u.waitFor(waitShort, "cody's logout", `() => sbt.count('cody', 'logout') === 1`)
+	t.Logf("cody's client logged out %v after logout-all", time.Since(revokedAt).Round(time.Millisecond))
+	if got := clientEvents(u, "cody", "logout"); got[0].D["kind"] != "revoked" || got[0].D["code"] != float64(4004) || got[0].D["text"] != "You were logged out everywhere, please log in again" {
+		t.Errorf("cody's logout = %+v, want kind revoked, code 4004 and the revoked text", got[0].D)
+	}
+	if got := clientEvents(u, "cody", "close"); len(got) == 0 || got[0].D["code"] != float64(4004) || got[0].D["action"] != "logout" || got[0].D["reconnect"] != false {
+		t.Errorf("cody's closes = %+v, want 4004 with action logout and no reconnect", got)
+	}
+	if !evalIn[bool](u, `sbt.clients.cody.closed`) {
+		t.Error("cody: the client is not closed after logout")
+	}
+
+	// protocol: 'legacy' speaks the seed's protocol: the token in ?token=
+	// (redacted in the access log), plain text frames.
+	legTok := p.login("cara")
+	u.do("start a legacy client", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`void sbt.start('leg', { token: %q, protocol: 'legacy' }).connectChat()`, legTok)))
+	u.waitFor(waitStep, "the legacy client's welcome", `() => sbt.count('leg', 'welcome') === 1`)
+	u.do("send in legacy", chromedp.Evaluate[chromedp.Void](`void sbt.clients.leg.send('{"type":"message","text":"raw"}')`))
+	u.waitFor(waitStep, "the legacy text comes back as sent", `() =>
+		sbt.log.some(e => e.client === 'leg' && e.ev === 'message' && e.d.text === '{"type":"message","text":"raw"}')`)
+	if !strings.Contains(p.log.String(), "token=REDACTED") {
+		t.Errorf("access log: no redacted ?token= for the legacy client:\n%s", p.log)
+	}
+	checkLogHasNoTokens(t, p, []string{legTok, codyTok})
+	u.do("close the legacy client", chromedp.Evaluate[chromedp.Void](`sbt.clients.leg.close()`))
 
 	// Disabling carol closes both her sockets with 4003: one "logout" of
 	// kind "forbidden" with the disabled text, and the client is closed.

@@ -21,6 +21,7 @@ export const el = {
   groupName: $('group-name'),
   me: $('me'),
   logout: $('logout'),
+  logoutAll: $('logout-all'),
   connStatus: $('conn-status'),
   reconnect: $('reconnect'),
   online: $('online'),
