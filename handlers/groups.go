@@ -3,6 +3,7 @@ package handlers
 import (
 	"encoding/json"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -51,9 +52,11 @@ func handlePublish(logger *slog.Logger, hub *ws.Hub, metrics *Metrics, now func(
 	}
 }
 
-// handlePresence is GET /api/groups/{group}/presence: the users online in
-// group on every process, for its members (users whose chat group it is),
-// staff and services.
+// handlePresence is GET /api/groups/{group}/presence?limit=&offset=: the
+// users online in group on every process, sorted, for its members (users
+// whose chat group it is), staff and services → {"group", "users": [one
+// page], "count": all of them, "limit", "offset"}. limit defaults to (and
+// is at most) 1000, so a group of many thousands is read page by page.
 func handlePresence(logger *slog.Logger, presence ws.Presence) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		group := c.Param("group")
@@ -65,13 +68,30 @@ func handlePresence(logger *slog.Logger, presence ws.Presence) gin.HandlerFunc {
 			middleware.WriteError(c, errMembersOnly)
 			return
 		}
+		limit, err := queryInt(c, "limit", maxPresencePage, 1, maxPresencePage)
+		if err != nil {
+			middleware.WriteError(c, err)
+			return
+		}
+		offset, err := queryInt(c, "offset", 0, 0, math.MaxInt32)
+		if err != nil {
+			middleware.WriteError(c, err)
+			return
+		}
 		users, err := presence.List(c.Request.Context(), group)
 		if err != nil {
 			logger.Warn("presence list from this process only", "group", group, "err", err)
 		}
-		c.JSON(http.StatusOK, gin.H{"group": group, "users": users})
+		page := users[min(offset, len(users)):min(offset+limit, len(users))]
+		if page == nil {
+			page = []string{}
+		}
+		c.JSON(http.StatusOK, gin.H{"group": group, "users": page, "count": len(users), "limit": limit, "offset": offset})
 	}
 }
+
+// maxPresencePage is the presence endpoint's default and largest page.
+const maxPresencePage = 1000
 
 var errMembersOnly = models.Errorf(models.EFORBIDDEN, "members of the group and staff only")
 

@@ -7,6 +7,7 @@ import (
 
 	"switchboard/middleware"
 	"switchboard/web"
+	"switchboard/ws"
 )
 
 // addRoutes is the one place every route is listed.
@@ -20,8 +21,12 @@ func addRoutes(r *gin.Engine, d Deps) {
 		presence: d.Presence,
 		cfg:      d.ClientConfig,
 		now:      d.Now,
-
-		presenceEvents: d.PresenceEvents,
+	}
+	if d.PresenceEvents {
+		wsd.feed = ws.NewPresenceFeed(d.Hub, d.Presence, ws.PresenceConfig{
+			EventsMax:     d.PresenceEventsMax,
+			CountInterval: d.PresenceCountInterval,
+		}, d.Logger)
 	}
 	user := d.Auth.RequireUser()
 	staff := requireStaff(d.Logger)

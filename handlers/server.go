@@ -36,6 +36,11 @@ type Deps struct {
 	// PresenceEvents sends join/leave frames (PRESENCE_EVENTS); presence
 	// lists work either way.
 	PresenceEvents bool
+	// PresenceEventsMax and PresenceCountInterval: above this many users
+	// online a group's members get a count at most once per interval
+	// instead of join/leave frames (ws.PresenceFeed; zero: the defaults).
+	PresenceEventsMax     int
+	PresenceCountInterval time.Duration
 	// PublishAPIKey lets services publish with `Authorization: Api-Key`;
 	// empty refuses every API key.
 	PublishAPIKey string

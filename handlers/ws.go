@@ -66,10 +66,10 @@ type wsDeps struct {
 	presence ws.Presence
 	cfg      ws.ClientConfig
 	now      func() time.Time
-	// presenceEvents sends join/leave frames (PRESENCE_EVENTS, default
-	// on). Off, presence lists still work: in a group of n members every
-	// connect costs n frames, so n connects cost n²/2.
-	presenceEvents bool
+	// feed sends presence frames (join/leave, or a count in big groups);
+	// nil with PRESENCE_EVENTS=off: presence lists still work, but no
+	// presence frame is sent.
+	feed *ws.PresenceFeed
 }
 
 // accept upgrades and registers a client with the hub, so shutdown can
@@ -123,7 +123,6 @@ func handleChat(d *wsDeps) gin.HandlerFunc {
 func (d *wsDeps) joinChat(s *session, claims middleware.Claims) bool {
 	u, client := s.user, s.client
 	group := ws.ChatGroup(u.Username)
-	channel := ws.GroupChannel(group)
 	client.Hold()
 	pos, err := d.hub.JoinGroup(context.Background(), group, client)
 	if err != nil {
@@ -137,6 +136,14 @@ func (d *wsDeps) joinChat(s *session, claims middleware.Claims) bool {
 		return false
 	}
 	welcome := ws.Welcome{Type: "welcome", User: u.Username, Group: group, Exp: claims.Exp.Unix()}
+	if d.feed != nil {
+		// After the join: a mode switch from now on reaches this socket.
+		mode, n := d.feed.Attach(context.Background(), group)
+		welcome.Presence = mode
+		if mode == ws.PresenceModeCount {
+			welcome.Count = &n
+		}
+	}
 	first := [][]byte{nil}
 	if d.hub.HistoryOn() {
 		welcome.Epoch, welcome.Offset = pos.Epoch, &pos.Offset
@@ -147,12 +154,19 @@ func (d *wsDeps) joinChat(s *session, claims middleware.Claims) bool {
 			first = append(first, replay...)
 		}
 	}
+	// Counted in presence before the welcome goes out (a client that has
+	// read it is listed); its own join frame queues behind the welcome.
+	d.announce(group, u.Username, ws.PresenceJoin)
 	first[0] = ws.Encode(welcome)
 	client.SendFirst(first...)
 	client.Release()
-	d.announce(channel, group, u.Username, ws.PresenceJoin)
 	username := u.Username
-	client.OnFinish = func() { d.announce(channel, group, username, ws.PresenceLeave) }
+	client.OnFinish = func() {
+		d.announce(group, username, ws.PresenceLeave)
+		if d.feed != nil {
+			d.feed.Detach(group)
+		}
+	}
 	return true
 }
 
@@ -213,9 +227,10 @@ func (d *wsDeps) sendChat(s *session, text, id string) {
 }
 
 // announce records a member joining or leaving group (typ is
-// ws.PresenceJoin or ws.PresenceLeave) and tells the group when it was the
-// user's first or last socket there.
-func (d *wsDeps) announce(channel, group, user, typ string) {
+// ws.PresenceJoin or ws.PresenceLeave) and, when it was the user's first
+// or last socket there, hands it to the presence feed (a join/leave frame,
+// or nothing while the group is big enough to get a count instead).
+func (d *wsDeps) announce(group, user, typ string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var (
@@ -231,10 +246,7 @@ func (d *wsDeps) announce(channel, group, user, typ string) {
 		d.logger.Warn("presence", "group", group, "event", typ, "err", err)
 		return
 	}
-	if changed && d.presenceEvents {
-		payload := ws.Encode(ws.PresenceEvent{Type: typ, User: user})
-		if err := d.hub.Publish(ctx, channel, ws.Message{Payload: payload}); err != nil {
-			d.logger.Warn("publish presence", "group", group, "err", err)
-		}
+	if changed && d.feed != nil {
+		d.feed.Announce(ctx, group, user, typ)
 	}
 }

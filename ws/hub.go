@@ -1,10 +1,12 @@
 package ws
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,6 +30,10 @@ type Hub struct {
 	closed   bool
 
 	wg sync.WaitGroup // one per client between Add and its Serve's end
+
+	// presenceHook, when set (SetPresenceHook), receives the presence
+	// frames carried on group channels instead of the members.
+	presenceHook atomic.Pointer[func(channel string, payload []byte)]
 
 	// Stats are running totals for metrics.
 	Stats Stats
@@ -235,6 +241,10 @@ func (h *Hub) deliver(name string, msg Message) {
 		h.handleControl(msg)
 		return
 	}
+	if hook := h.presenceHook.Load(); hook != nil && msg.Seq == 0 && isPresenceFrame(msg.Payload) {
+		(*hook)(name, msg.Payload)
+		return
+	}
 	h.mu.RLock()
 	ch := h.channels[name]
 	h.mu.RUnlock()
@@ -268,6 +278,51 @@ func (h *Hub) deliver(name string, msg Message) {
 			time.AfterFunc(gapWait, func() { h.fillGap(name, ch) })
 		}
 	}
+}
+
+// SetPresenceHook makes deliver hand every presence frame carried on a
+// group channel (join, leave, presence: from this process or another) to
+// hook instead of the members; hook decides, per process, what the local
+// members get, through DeliverLocal. PresenceFeed sets it.
+func (h *Hub) SetPresenceHook(hook func(channel string, payload []byte)) {
+	h.presenceHook.Store(&hook)
+}
+
+// presenceFramePrefixes are how every presence frame begins: they are
+// encoded by Encode from structs whose first field is Type, and no other
+// frame on a group channel has these types.
+var presenceFramePrefixes = [][]byte{
+	[]byte(`{"type":"join",`), []byte(`{"type":"leave",`), []byte(`{"type":"presence",`),
+}
+
+func isPresenceFrame(p []byte) bool {
+	for _, pre := range presenceFramePrefixes {
+		if bytes.HasPrefix(p, pre) {
+			return true
+		}
+	}
+	return false
+}
+
+// DeliverLocal queues payload for this process's members of channel only:
+// nothing crosses to other processes. Ephemeral (no offset).
+func (h *Hub) DeliverLocal(name string, payload []byte) {
+	h.mu.RLock()
+	ch := h.channels[name]
+	h.mu.RUnlock()
+	if ch == nil {
+		return
+	}
+	msg := Message{Payload: payload}
+	if ch.log == nil {
+		ch.mu.RLock()
+		h.fanout(ch, msg)
+		ch.mu.RUnlock()
+		return
+	}
+	ch.mu.Lock()
+	h.fanout(ch, msg)
+	ch.mu.Unlock()
 }
 
 // drainHeld delivers the held messages that now follow in order (ch.mu

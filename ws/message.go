@@ -59,6 +59,14 @@ func FormatTS(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 const (
 	PresenceJoin  = "join"
 	PresenceLeave = "leave"
+	// PresenceType is the "type" of PresenceCount and PresenceList.
+	PresenceType = "presence"
+)
+
+// A group's presence mode: join/leave frames, or a rate-limited count.
+const (
+	PresenceModeEvents = "events"
+	PresenceModeCount  = "count"
 )
 
 // Frames the server sends. Each is encoded once per message.
@@ -74,6 +82,12 @@ type (
 		Epoch     string  `json:"epoch,omitempty"`
 		Offset    *uint64 `json:"offset,omitempty"`
 		Recovered *bool   `json:"recovered,omitempty"`
+		// Presence is the group's presence mode when the member joined,
+		// PresenceModeEvents or PresenceModeCount (empty with
+		// PRESENCE_EVENTS=off); in count mode Count is the count the
+		// members were last sent.
+		Presence string `json:"presence,omitempty"`
+		Count    *int   `json:"count,omitempty"`
 	}
 	ChatMessage struct {
 		Type  string `json:"type"` // "message"
@@ -103,6 +117,20 @@ type (
 	PresenceEvent struct {
 		Type string `json:"type"` // PresenceJoin or PresenceLeave
 		User string `json:"user"`
+	}
+	// PresenceCount switches a group to count mode, and then carries its
+	// count at most once per PRESENCE_COUNT_INTERVAL while it changes.
+	PresenceCount struct {
+		Type  string `json:"type"` // "presence"
+		Mode  string `json:"mode"` // PresenceModeCount
+		Count int    `json:"count"`
+	}
+	// PresenceList switches a group back to events mode with the users
+	// online; join and leave frames follow again.
+	PresenceList struct {
+		Type  string   `json:"type"` // "presence"
+		Mode  string   `json:"mode"` // PresenceModeEvents
+		Users []string `json:"users"`
 	}
 	Publish struct {
 		Type   string          `json:"type"` // "publish"

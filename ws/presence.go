@@ -17,6 +17,10 @@ type Presence interface {
 	Leave(ctx context.Context, group, user string) (last bool, err error)
 	// List returns the users online in group, sorted.
 	List(ctx context.Context, group string) ([]string, error)
+	// Count returns how many users are online in group (List's length,
+	// without building the list): in O(1), since the presence feed asks
+	// on every join and leave.
+	Count(ctx context.Context, group string) (int, error)
 	// Close stops background work.
 	Close() error
 }
@@ -73,6 +77,12 @@ func (p *MemoryPresence) List(_ context.Context, group string) ([]string, error)
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+func (p *MemoryPresence) Count(_ context.Context, group string) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.counts[group]), nil
 }
 
 func (p *MemoryPresence) Close() error { return nil }

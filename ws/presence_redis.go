@@ -22,8 +22,10 @@ type RedisPresence struct {
 	local  *MemoryPresence
 	client *redis.Client
 	prefix string
-	node   string
-	ttl    time.Duration
+	// modePrefix keys each group's presence mode (see countMode).
+	modePrefix string
+	node       string
+	ttl        time.Duration
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -34,7 +36,7 @@ var _ Presence = (*RedisPresence)(nil)
 // NewRedisPresence returns presence on conn, refreshing every ttl/3.
 func NewRedisPresence(conn *RedisConn, ttl time.Duration) *RedisPresence {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &RedisPresence{local: NewMemoryPresence(), client: conn.client, prefix: conn.prefix + "presence:", node: conn.node, ttl: ttl, cancel: cancel}
+	p := &RedisPresence{local: NewMemoryPresence(), client: conn.client, prefix: conn.prefix + "presence:", modePrefix: conn.prefix + "presence-mode:", node: conn.node, ttl: ttl, cancel: cancel}
 	p.wg.Add(1)
 	go p.refreshLoop(ctx)
 	return p
@@ -130,6 +132,54 @@ func (p *RedisPresence) List(ctx context.Context, group string) ([]string, error
 	return out, nil
 }
 
+// Count is the hash's length: O(1), so the presence feed may ask on every
+// join. Users whose every entry has expired (a process that died) stay in
+// the hash until a refresh sweeps them (sweepScript, every TTL/3), so the
+// count of a group a process died in is too high for at most about
+// TTL + TTL/3, as List is without its read-time filter.
+func (p *RedisPresence) Count(ctx context.Context, group string) (int, error) {
+	n, err := p.client.HLen(ctx, p.prefix+group).Result()
+	if err != nil {
+		local, _ := p.local.Count(ctx, group)
+		return local, err
+	}
+	return int(n), nil
+}
+
+// sweepScript removes the users of KEYS[1] whose every entry expired
+// before ARGV[1]. O(users), run once per group per refresh.
+var sweepScript = redis.NewScript(`
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local live = false
+  for _, e in pairs(cjson.decode(all[i+1])) do
+    if tonumber(e) > tonumber(ARGV[1]) then live = true break end
+  end
+  if not live then redis.call('HDEL', KEYS[1], all[i]) end
+end
+return 0`)
+
+// countMode and setCountMode keep which presence mode a group is in
+// (PresenceFeed) under presence-mode:<group> (not under presence:, where a
+// group may be named "mode:…"), so a process that gets its
+// first member of a group whose count is inside the hysteresis band
+// (between 90% of PRESENCE_EVENTS_MAX and the maximum) takes the mode the
+// other processes are in rather than guessing.
+func (p *RedisPresence) countMode(ctx context.Context, group string) (bool, error) {
+	n, err := p.client.Exists(ctx, p.modePrefix+group).Result()
+	return n == 1, err
+}
+
+func (p *RedisPresence) setCountMode(ctx context.Context, group string, on bool) error {
+	key := p.modePrefix + group
+	if on {
+		// No expiry: a stale "count" (every process gone) only matters
+		// inside the band, where count mode is a legitimate state.
+		return p.client.Set(ctx, key, "1", 0).Err()
+	}
+	return p.client.Del(ctx, key).Err()
+}
+
 // refreshLoop renews this process's entries so they outlive TTL while the
 // process lives; after a Redis outage it also puts them back.
 func (p *RedisPresence) refreshLoop(ctx context.Context) {
@@ -147,6 +197,14 @@ func (p *RedisPresence) refreshLoop(ctx context.Context) {
 		for _, e := range entries {
 			// Eval, not Run: a pipeline cannot fall back from EVALSHA.
 			joinScript.Eval(ctx, pipe, []string{p.prefix + e.group}, p.args(e.user)...)
+		}
+		swept := map[string]bool{}
+		now := time.Now().Unix()
+		for _, e := range entries {
+			if !swept[e.group] {
+				swept[e.group] = true
+				sweepScript.Eval(ctx, pipe, []string{p.prefix + e.group}, now)
+			}
 		}
 		if len(entries) > 0 {
 			_, _ = pipe.Exec(ctx)

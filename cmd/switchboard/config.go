@@ -24,6 +24,7 @@ type Config struct {
 	RedisPrefix          string
 	PresenceTTL          time.Duration
 	PresenceEvents       bool
+	Presence             ws.PresenceConfig // PRESENCE_EVENTS_MAX, PRESENCE_COUNT_INTERVAL
 	History              ws.HistoryConfig // Size 0: history off
 	PublishAPIKey        string
 	Client               ws.ClientConfig
@@ -51,6 +52,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		LogFormat:     or(getenv("LOG_FORMAT"), "text"),
 		PprofAddr:     getenv("PPROF_ADDR"),
 		Client:        ws.DefaultClientConfig(),
+		Presence:      ws.DefaultPresenceConfig(),
 	}
 	var err error
 	if cfg.Database, err = models.ParseDatabaseURL(getenv("DATABASE_URL"), defaultSQLitePath); err != nil {
@@ -76,6 +78,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	default:
 		p.fail(fmt.Errorf("PRESENCE_EVENTS=%q: want on or off", v))
 	}
+	cfg.Presence.EventsMax = p.integer("PRESENCE_EVENTS_MAX", cfg.Presence.EventsMax, 1)
+	cfg.Presence.CountInterval = p.duration("PRESENCE_COUNT_INTERVAL", cfg.Presence.CountInterval)
 	c := &cfg.Client
 	c.MaxMessageBytes = int64(p.integer("WS_MAX_MESSAGE_BYTES", int(c.MaxMessageBytes), 1))
 	c.RateLimit = p.float("WS_RATE_LIMIT", c.RateLimit)
@@ -101,6 +105,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.PongTimeout <= c.PingInterval {
 		return cfg, fmt.Errorf("WS_PONG_TIMEOUT (%s) must be longer than WS_PING_INTERVAL (%s)", c.PongTimeout, c.PingInterval)
+	}
+	if cfg.Presence.CountInterval <= 0 {
+		return cfg, fmt.Errorf("PRESENCE_COUNT_INTERVAL must be positive")
 	}
 	if cfg.PresenceTTL < 3*time.Second {
 		return cfg, fmt.Errorf("PRESENCE_TTL must be at least 3s")

@@ -255,6 +255,9 @@ func newApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) 
 		History:        history,
 		PublishAPIKey:  cfg.PublishAPIKey,
 		PresenceEvents: cfg.PresenceEvents,
+		// ws.PresenceFeed: count frames instead of join/leave above the max.
+		PresenceEventsMax:     cfg.Presence.EventsMax,
+		PresenceCountInterval: cfg.Presence.CountInterval,
 		Checks:         checks,
 		Metrics:        metrics,
 		Auth:           a.auth,

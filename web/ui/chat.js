@@ -4,6 +4,7 @@
 import { el, setText, node, parseTime, shortTime, setCloseReason, restartAnimation } from './dom.js';
 import { api } from './api.js';
 import { watch } from './connection.js';
+import { followPresenceMode } from './presence.js';
 
 const MAX_MESSAGES = 1000; // oldest entries are dropped beyond this
 
@@ -40,6 +41,7 @@ export function startChat(client, me) {
     conn.on('message', addMessage),
     conn.on('join', onPresence),
     conn.on('leave', onPresence),
+    followPresenceMode(conn, onPresenceMode),
   ];
 }
 
@@ -152,7 +154,20 @@ function applyPresence(frame) {
   else if (frame.type === 'leave') chat.online.delete(frame.user);
 }
 
+// onPresenceMode: count (a number) while the group is too big for a list;
+// null, with the list when the server sends it, once it is back.
+function onPresenceMode(count, users) {
+  chat.presenceCount = count;
+  if (users) chat.online = new Set(users);
+  renderOnline();
+}
+
 function renderOnline() {
+  if (typeof chat.presenceCount === 'number') { // count mode: no list
+    el.online.replaceChildren();
+    setText(el.onlineCount, chat.presenceCount);
+    return;
+  }
   const users = new Set(chat.online);
   if (chat.me && chat.wasConnected) users.add(chat.me); // we are online while connected
   const sorted = Array.from(users).sort(function (a, b) {
