@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"switchboard/internal/testenv"
+	"switchboard/models"
 )
 
 func TestCreateUser(t *testing.T) {
@@ -77,7 +78,7 @@ func TestCreateUser(t *testing.T) {
 						}
 						return
 					}
-					checkUserJSON(t, req, body, tt.body["username"].(string))
+					checkUserJSON(t, req, body, models.NormalizeUsername(tt.body["username"].(string)))
 					if body["email"] != stringOr(tt.body["email"]) {
 						t.Errorf("%s email = %v, want %q", req, body["email"], stringOr(tt.body["email"]))
 					}
