@@ -56,6 +56,9 @@ func handleObtainToken(logger *slog.Logger, users *models.UserStore, auth *middl
 			return
 		}
 		tok, err := auth.Mint(u)
+		if err == nil {
+			err = auth.SetTokenCookie(c, tok) // JWT_AUTH_COOKIE
+		}
 		if err != nil {
 			middleware.WriteError(c, err)
 			return
@@ -67,9 +70,12 @@ func handleObtainToken(logger *slog.Logger, users *models.UserStore, auth *middl
 // handleRefreshToken is POST /api-token-refresh/ {token} → {"token"} with
 // the same orig_iat; refused once JWT_REFRESH_EXPIRATION has passed since
 // orig_iat, or when the token has expired (as rest_framework_jwt does).
+// With JWT_AUTH_COOKIE, a request without a token (and possibly without a
+// body) refreshes the cookie's token (cookieTokenField), and the renewed
+// token is set in the cookie either way.
 func handleRefreshToken(logger *slog.Logger, auth *middleware.Auth) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		in, err := decodeFields(c)
+		in, err := cookieTokenField(c, auth)
 		if err != nil {
 			middleware.WriteError(c, err)
 			return
@@ -80,6 +86,10 @@ func handleRefreshToken(logger *slog.Logger, auth *middleware.Auth) gin.HandlerF
 		tok, err := auth.Refresh(c.Request.Context(), in["token"])
 		if err != nil {
 			drfTokenError(c, logger, err)
+			return
+		}
+		if err := auth.SetTokenCookie(c, tok); err != nil {
+			middleware.WriteError(c, err)
 			return
 		}
 		c.JSON(http.StatusOK, gin.H{"token": tok})

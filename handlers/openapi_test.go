@@ -328,6 +328,7 @@ func TestOpenAPIOperations(t *testing.T) {
 		{"POST", "/api-token-refresh/", "", form, `token=a.b.c`, 400},
 		{"POST", "/api-token-verify/", "", form, `token=` + e.token(t, alice), 200},
 		{"POST", "/api-token-verify/", "", js, `{}`, 400},
+		{"POST", "/api-token-logout/", "", "", "", 204},
 
 		{"GET", "/api/users/me", aliceAuth, "", "", 200},
 		{"HEAD", "/api/users/me", aliceAuth, "", "", 200},

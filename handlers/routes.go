@@ -36,6 +36,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 	both(r, http.MethodPost, "/api-token-auth", login, handleObtainToken(d.Logger, d.Users, d.Auth))
 	both(r, http.MethodPost, "/api-token-refresh", login, handleRefreshToken(d.Logger, d.Auth))
 	both(r, http.MethodPost, "/api-token-verify", login, handleVerifyToken(d.Logger, d.Auth))
+	both(r, http.MethodPost, "/api-token-logout", handleLogoutToken(d.Auth)) // JWT_AUTH_COOKIE
 
 	// Users.
 	both(r, http.MethodPost, "/api/users", login, handleCreateUser(d.Logger, d.Users))

@@ -100,6 +100,10 @@ func handleGetStatus(logger *slog.Logger, store *models.StatusStore) gin.Handler
 // version it has passed, so it never shows an older value after a newer.
 func handleStatusSocket(d *wsDeps, store *models.StatusStore) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		token, ok := d.handshakeToken(c)
+		if !ok {
+			return
+		}
 		client := d.accept(c)
 		if client == nil {
 			return
@@ -126,6 +130,6 @@ func handleStatusSocket(d *wsDeps, store *models.StatusStore) gin.HandlerFunc {
 			client.SendSeq(statusFrame(v), v.Version)
 			return true
 		}}
-		s.serve(c)
+		s.serve(c, token)
 	}
 }

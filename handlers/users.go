@@ -77,6 +77,10 @@ func handleChangePassword(users *models.UserStore, auth *middleware.Auth, revoke
 		}
 		revoker.RevokeTokens(u.ID, u.TokenVersion)
 		tok, err := auth.Mint(u)
+		if err == nil {
+			// The cookie's token was just revoked too: replace it.
+			err = auth.SetTokenCookie(c, tok)
+		}
 		if err != nil {
 			middleware.WriteError(c, err)
 			return

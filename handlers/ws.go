@@ -105,12 +105,16 @@ func handleEcho(d *wsDeps) gin.HandlerFunc {
 // legacy protocol or switchboard.v1 (see session).
 func handleChat(d *wsDeps) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		token, ok := d.handshakeToken(c)
+		if !ok {
+			return
+		}
 		client := d.accept(c)
 		if client == nil {
 			return
 		}
 		s := &session{d: d, client: client, join: d.joinChat, text: d.sendChat}
-		s.serve(c)
+		s.serve(c, token)
 	}
 }
 

@@ -38,11 +38,12 @@ type session struct {
 	text func(s *session, text, id string)
 }
 
-// serve authenticates the socket (from ?token=, or a switchboard.v1 auth
-// frame within AuthTimeout) and runs its read loop. It returns at once;
-// the read loop runs in its own goroutine so this handler's (and
-// net/http's) stack is freed while the socket stays open.
-func (s *session) serve(c *gin.Context) {
+// serve authenticates the socket (with token, the handshake's ?token= or
+// cookie (handshakeToken), or a switchboard.v1 auth frame within
+// AuthTimeout) and runs its read loop. It returns at once; the read loop
+// runs in its own goroutine so this handler's (and net/http's) stack is
+// freed while the socket stays open.
+func (s *session) serve(c *gin.Context, token string) {
 	s.v1 = s.client.Subprotocol() == ws.Subprotocol
 	s.query = map[string]string{}
 	for _, k := range []string{"since", "epoch"} {
@@ -50,8 +51,8 @@ func (s *session) serve(c *gin.Context) {
 			s.query[k] = v
 		}
 	}
-	if tok := c.Query("token"); tok != "" || !s.v1 {
-		if !s.authenticate(c.Request.Context(), tok) {
+	if token != "" || !s.v1 {
+		if !s.authenticate(c.Request.Context(), token) {
 			return
 		}
 	} else {

@@ -47,6 +47,7 @@ type Auth struct {
 	lifetime   time.Duration
 	maxRefresh time.Duration
 	onFailure  func(reason string)
+	cookie     CookieConfig
 }
 
 // AuthConfig configures NewAuth.
@@ -58,6 +59,8 @@ type AuthConfig struct {
 	// OnFailure, if set, is told the reason of every refused token or user
 	// (for metrics).
 	OnFailure func(reason string)
+	// Cookie is the token cookie (cookie.go); its zero value is off.
+	Cookie CookieConfig
 }
 
 // NewAuth builds the gin-jwt middleware around users.
@@ -70,7 +73,7 @@ func NewAuth(cfg AuthConfig, users UserLookup) (*Auth, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &Auth{users: users, now: cfg.Now, maxRefresh: cfg.MaxRefresh, lifetime: cfg.Expiration, key: cfg.Secret, onFailure: cfg.OnFailure}
+	a := &Auth{users: users, now: cfg.Now, maxRefresh: cfg.MaxRefresh, lifetime: cfg.Expiration, key: cfg.Secret, onFailure: cfg.OnFailure, cookie: cfg.Cookie}
 	mw, err := jwt.New(&jwt.GinJWTMiddleware{
 		Realm:            "switchboard",
 		SigningAlgorithm: "HS256",
@@ -145,9 +148,11 @@ func (a *Auth) failed(reason string) {
 }
 
 // RequireUser guards a REST route: the Authorization header must carry
-// "JWT <token>" (rest_framework_jwt's prefix) or "Bearer <token>", the token
-// must be valid and its user must exist and be active. The user is then in
-// the context under ContextUser.
+// "JWT <token>" (rest_framework_jwt's prefix) or "Bearer <token>" or, with
+// no Authorization header and cookie authentication on, the token cookie
+// must (an unsafe method then needs a same-host Origin or Referer: see
+// cookieAuth); the token must be valid and its user must exist and be
+// active. The user is then in the context under ContextUser.
 func (a *Auth) RequireUser() gin.HandlerFunc {
 	guard := a.mw.MiddlewareFunc()
 	return func(c *gin.Context) {
@@ -158,6 +163,8 @@ func (a *Auth) RequireUser() gin.HandlerFunc {
 		// gin-jwt knows one prefix; accept Django's too by rewriting it.
 		if tok, ok := BearerToken(c.Request.Header.Get("Authorization")); ok {
 			c.Request.Header.Set("Authorization", "Bearer "+tok)
+		} else if !a.cookieAuth(c) {
+			return // refused: cross-site
 		}
 		guard(c)
 	}

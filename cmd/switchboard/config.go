@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"switchboard/middleware"
 	"switchboard/models"
 	"switchboard/ws"
 )
@@ -35,6 +37,10 @@ type Config struct {
 	LogFormat            string
 	PprofAddr            string
 	BcryptCost           int
+
+	// Cookie is JWT_AUTH_COOKIE (empty Name: off), JWT_COOKIE_SAMESITE and
+	// JWT_COOKIE_SECURE.
+	Cookie middleware.CookieConfig
 }
 
 // defaultSQLitePath is the embedded database, in the working directory.
@@ -97,6 +103,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	default:
 		p.fail(fmt.Errorf("WS_TOKEN_EXPIRY=%q: want enforce or ignore", v))
 	}
+	cfg.Cookie = p.cookie()
 	cfg.LoginRate = p.float("LOGIN_RATE_LIMIT", 5) // 0 disables it
 	cfg.LoginBurst = p.integer("LOGIN_RATE_BURST", 20, 1)
 	cfg.BcryptCost = p.integer("BCRYPT_COST", 10, 4)
@@ -187,6 +194,36 @@ func (p *parser) float(name string, def float64) float64 {
 		return def
 	}
 	return f
+}
+
+// cookie reads JWT_AUTH_COOKIE, JWT_COOKIE_SAMESITE (Lax, Strict or None;
+// None requires Secure, which browsers demand of it) and
+// JWT_COOKIE_SECURE (true or false).
+func (p *parser) cookie() middleware.CookieConfig {
+	c := middleware.CookieConfig{Name: p.getenv("JWT_AUTH_COOKIE"), SameSite: http.SameSiteLaxMode}
+	if c.Name != "" && (&http.Cookie{Name: c.Name}).Valid() != nil {
+		p.fail(fmt.Errorf("JWT_AUTH_COOKIE=%q: want a cookie name such as jwt", c.Name))
+	}
+	switch v := p.getenv("JWT_COOKIE_SAMESITE"); strings.ToLower(v) {
+	case "", "lax":
+	case "strict":
+		c.SameSite = http.SameSiteStrictMode
+	case "none":
+		c.SameSite = http.SameSiteNoneMode
+	default:
+		p.fail(fmt.Errorf("JWT_COOKIE_SAMESITE=%q: want Lax, Strict or None", v))
+	}
+	switch v := p.getenv("JWT_COOKIE_SECURE"); strings.ToLower(v) {
+	case "", "false", "0", "off":
+	case "true", "1", "on":
+		c.Secure = true
+	default:
+		p.fail(fmt.Errorf("JWT_COOKIE_SECURE=%q: want true or false", v))
+	}
+	if c.SameSite == http.SameSiteNoneMode && !c.Secure {
+		p.fail(fmt.Errorf("JWT_COOKIE_SAMESITE=None requires JWT_COOKIE_SECURE=true (browsers refuse a SameSite=None cookie without Secure)"))
+	}
+	return c
 }
 
 func (p *parser) fail(err error) {

@@ -212,6 +212,7 @@ func newApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) 
 		Expiration: cfg.JWTExpiration,
 		MaxRefresh: cfg.JWTRefreshExpiration,
 		OnFailure:  func(reason string) { metrics.AuthFailed(reason) },
+		Cookie:     cfg.Cookie,
 	}, a.users)
 	if err != nil {
 		closeDB(db)
@@ -292,6 +293,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer a.close()
 	go a.hub.RunPinger(ctx, cfg.Client.PingInterval)
 	go a.hub.RunExpiry(ctx)
+	warnInsecureCookie(cfg, logger)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -340,4 +342,30 @@ func servePprof(addr string, logger *slog.Logger) {
 	if err := http.ListenAndServe(addr, mux); err != nil {
 		logger.Error("pprof", "err", err)
 	}
+}
+
+// warnInsecureCookie warns when the token cookie would travel without
+// Secure to an address other machines can reach: behind TLS, set
+// JWT_COOKIE_SECURE=true so the browser never sends the token over plain
+// HTTP. Loopback (development) is left alone.
+func warnInsecureCookie(cfg Config, logger *slog.Logger) {
+	if cfg.Cookie.Name == "" || cfg.Cookie.Secure || isLoopback(cfg.Addr) {
+		return
+	}
+	logger.Warn("JWT_AUTH_COOKIE is set without JWT_COOKIE_SECURE=true on a non-loopback ADDR: browsers will send the token cookie over plain HTTP. "+
+		"Serve switchboard behind TLS and set JWT_COOKIE_SECURE=true", "cookie", cfg.Cookie.Name, "addr", cfg.Addr)
+}
+
+// isLoopback reports whether addr (host:port) listens on loopback only;
+// an empty host (all interfaces) is not.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }
