@@ -204,20 +204,58 @@ export class Connection extends Emitter {
     this._retryTimer = 0;
     this._authRetried = false; // one token refresh per 4001, until accepted again
     this._sentToken = null; // switchboard.v1: the token the open socket holds (auth or refresh frame)
+    this._epoch = ''; // chat: the group's epoch from the welcome ('' while unknown, or history off)
+    this._offset = 0; // chat: the last offset seen in that epoch
   }
 
   get state() {
     return this._state;
   }
 
-  // path is the socket's path below the client's base URL. Recovery
-  // offsets (since/epoch) will be added to params().
+  // position is where this chat connection is in its group's stream:
+  // {epoch, offset} of the last message or publish it delivered (or of the
+  // welcome, before any), or null before the first welcome and when the
+  // server keeps no history. A reconnect asks for what came after it.
+  get position() {
+    return this._epoch ? { epoch: this._epoch, offset: this._offset } : null;
+  }
+
+  // path is the socket's path below the client's base URL.
   path() {
     return this.kind === 'chat' ? '/ws/chat/' : '/ws/status/' + encodeURIComponent(this.key) + '/';
   }
 
+  // params is the socket URL's query. A chat that has seen a welcome asks
+  // for recovery: since and epoch always ride in the URL query, whatever
+  // carries the token.
   params(token) {
-    return this.client.legacy ? { token: token } : {}; // switchboard.v1: the token goes in the first frame
+    const q = this.client.legacy ? { token: token } : {}; // switchboard.v1: the token goes in the first frame
+    if (this.kind === 'chat' && this._epoch) {
+      q.since = this._offset;
+      q.epoch = this._epoch;
+    }
+    return q;
+  }
+
+  // _track follows the chat's position from the frames it delivers. A
+  // welcome with recovered: true keeps it (the missed messages follow, in
+  // offset order); any other welcome starts from its epoch and offset
+  // (recovered: false means the messages after the old position are not
+  // coming). Every message and publish moves it on.
+  _track(frame) {
+    if (this.kind !== 'chat') return;
+    if (frame.type === 'welcome') {
+      if (typeof frame.epoch !== 'string' || !frame.epoch || typeof frame.offset !== 'number') {
+        this._epoch = ''; // history is off
+        this._offset = 0;
+      } else if (!(frame.recovered === true && frame.epoch === this._epoch)) {
+        this._epoch = frame.epoch;
+        this._offset = frame.offset;
+      }
+    } else if ((frame.type === 'message' || frame.type === 'publish') &&
+        typeof frame.offset === 'number' && frame.offset > this._offset) {
+      this._offset = frame.offset;
+    }
   }
 
   // send sends text on an accepted chat socket; it returns false (and sends
@@ -331,6 +369,7 @@ export class Connection extends Emitter {
         // The token was refreshed while this socket authenticated.
         if (!this.client.legacy && this.client.token !== this._sentToken) this._refreshInBand(this.client.token);
       }
+      this._track(frame);
       this._emit('frame', frame);
       if (FRAME_EVENTS[this.kind].has(frame.type)) this._emit(frame.type, frame);
     };

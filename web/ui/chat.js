@@ -5,8 +5,11 @@ import { el, setText, node, parseTime, shortTime, setCloseReason, restartAnimati
 import { api } from './api.js';
 import { watch } from './connection.js';
 import { followPresenceMode } from './presence.js';
+import {
+  resetTranscript, useEpoch, currentEpoch, lastOffset, isShown, placeMessage, appendEntry, scrollToEnd,
+} from './transcript.js';
 
-const MAX_MESSAGES = 1000; // oldest entries are dropped beyond this
+const HISTORY_LIMIT = 50; // messages shown when the chat opens, from the group's history
 
 const chat = {
   client: null,
@@ -19,6 +22,9 @@ const chat = {
   presenceGen: 0,
   wasConnected: false,
   outage: false,
+  history: false, // the server keeps the group's history (the welcome has an epoch)
+  historyGen: 0,
+  reconnectedAt: 0, // the "Reconnected." notice waits for the replay up to this offset
 };
 
 // startChat shows the chat and connects it through client; me is the
@@ -38,7 +44,8 @@ export function startChat(client, me) {
   chat.stop = [
     watch(conn, onChatState),
     conn.on('welcome', onWelcome),
-    conn.on('message', addMessage),
+    conn.on('message', onMessage),
+    conn.on('publish', passOffset),
     conn.on('join', onPresence),
     conn.on('leave', onPresence),
     followPresenceMode(conn, onPresenceMode),
@@ -61,7 +68,10 @@ export function resetChat() {
   chat.presenceGen++;
   chat.wasConnected = false;
   chat.outage = false;
-  el.messages.replaceChildren();
+  chat.history = false;
+  chat.historyGen++;
+  chat.reconnectedAt = 0;
+  resetTranscript();
   el.messageInput.value = '';
   renderOnline();
 }
@@ -96,7 +106,8 @@ function onChatState(state, text, info) {
     if (chat.wasConnected && !chat.outage) {
       chat.outage = true;
       const why = info.reason || info.prefix;
-      addNotice('Disconnected: ' + why + '. Messages sent while you are away will not appear here.');
+      // With history, a reconnect recovers what was missed (or says so).
+      addNotice('Disconnected: ' + why + (chat.history ? '.' : '. Messages sent while you are away will not appear here.'));
     }
   }
 }
@@ -108,10 +119,60 @@ function onWelcome(frame) {
   setText(el.groupName, chat.group || '…');
   document.title = (chat.group ? '#' + chat.group + ' · ' : '') + 'Switchboard';
   setCloseReason('');
-  if (chat.outage) addNotice('Reconnected.');
+  const outage = chat.outage;
   chat.outage = false;
   chat.wasConnected = true;
+  chat.reconnectedAt = 0;
+  chat.historyGen++; // a history load still under way is for an older welcome
+  const epoch = typeof frame.epoch === 'string' ? frame.epoch : '';
+  chat.history = epoch !== '' && typeof frame.offset === 'number';
+  if (!chat.history) {
+    if (outage) addNotice('Reconnected.');
+  } else if (frame.recovered === true) {
+    // Every missed message follows on the socket, in order, before any
+    // live one; the last of them has the welcome's offset.
+    useEpoch(epoch);
+    if (outage) {
+      if (frame.offset > lastOffset()) chat.reconnectedAt = frame.offset;
+      else addNotice('Reconnected.');
+    }
+  } else {
+    // Opening the chat, or a recovery the server could not give: show the
+    // group's latest messages from history, merged by offset.
+    if (frame.recovered === false) addGapMarker();
+    else if (outage) addNotice('Reconnected.');
+    useEpoch(epoch);
+    loadHistory(chat.group, epoch);
+  }
   loadPresence(chat.group);
+}
+
+// addGapMarker shows that messages sent while the page was away could not
+// all be recovered (recovered: false).
+function addGapMarker() {
+  const li = node('li', 'notice gap', 'Some earlier messages may be missing.');
+  li.setAttribute('role', 'note');
+  appendEntry(li, true);
+}
+
+// loadHistory shows the group's latest messages. Live messages that arrive
+// meanwhile are already in place; the two are merged by offset.
+async function loadHistory(group, epoch) {
+  const gen = chat.historyGen;
+  if (!group || !chat.client) return;
+  let res;
+  try {
+    const path = '/api/groups/' + encodeURIComponent(group) + '/history?limit=' + HISTORY_LIMIT;
+    res = await api('GET', path, undefined, chat.client.token);
+  } catch (e) {
+    return; // offline: the live stream still shows what comes next
+  }
+  if (gen !== chat.historyGen || currentEpoch() !== epoch) return;
+  if (!res.ok || !res.data || res.data.epoch !== epoch || !Array.isArray(res.data.messages)) return;
+  for (const f of res.data.messages) {
+    if (f && typeof f === 'object' && f.type === 'message') addMessage(f, false);
+  }
+  scrollToEnd();
 }
 
 // loadPresence fetches who is online; join/leave frames that arrive
@@ -183,19 +244,23 @@ function renderOnline() {
   setText(el.onlineCount, sorted.length);
 }
 
-function nearBottom() {
-  const m = el.messages;
-  return m.scrollHeight - m.scrollTop - m.clientHeight < 80;
+function onMessage(frame) {
+  addMessage(frame, true);
+  passOffset(frame);
 }
 
-function appendEntry(li, forceScroll) {
-  const stick = forceScroll || nearBottom();
-  el.messages.appendChild(li);
-  while (el.messages.childElementCount > MAX_MESSAGES) el.messages.firstElementChild.remove();
-  if (stick) el.messages.scrollTop = el.messages.scrollHeight;
+// passOffset adds the "Reconnected." notice once the replay is shown.
+function passOffset(frame) {
+  if (chat.reconnectedAt && typeof frame.offset === 'number' && frame.offset >= chat.reconnectedAt) {
+    chat.reconnectedAt = 0;
+    addNotice('Reconnected.');
+  }
 }
 
-function addMessage(frame) {
+// addMessage shows a message frame once, in offset order; live says it
+// came on the socket (the user's own then scrolls into view).
+function addMessage(frame, live) {
+  if (isShown(frame.offset)) return;
   const user = typeof frame.user === 'string' ? frame.user : '';
   const mine = user !== '' && user === chat.me;
   const when = parseTime(frame.ts) || new Date();
@@ -210,7 +275,7 @@ function addMessage(frame) {
   meta.appendChild(time);
   li.appendChild(meta);
   li.appendChild(node('div', 'text', frame.text == null ? '' : frame.text));
-  appendEntry(li, mine);
+  placeMessage(li, frame.offset, mine && live);
 }
 
 // addNotice adds a system line (class "notice", not "msg") to the message list.
