@@ -765,6 +765,9 @@ func TestBrowserClient(t *testing.T) {
 		seen = append(seen, e.D["token"].(string))
 	}
 	checkLogHasNoTokens(t, p, append(seen, carolTok, caraTok))
+	// The restart below starts right after a refresh, so it happens well
+	// within the fresh token's lifetime.
+	u.waitFor(8*time.Second, "carol's token refreshed again", `(n) => sbt.count('carol', 'token') > n`, len(seen))
 
 	// A restart closes with 1001 "going away"; the client reconnects by
 	// itself, through attempts that fail while the server is down.
