@@ -80,24 +80,33 @@ func (s *session) close(r ws.CloseReason) {
 // authenticate checks a token with the REST code path and, on success,
 // joins; on failure it closes the socket with the reason's close code.
 func (s *session) authenticate(ctx context.Context, token string) bool {
+	lookedUp := time.Now()
 	u, claims, err := s.d.auth.Authenticate(ctx, token)
 	if err != nil {
 		s.reject(err)
 		return false
 	}
 	s.user = u
-	s.client.UserID, s.client.Username = u.ID, u.Username
-	s.setToken(claims)
+	if !s.setToken(claims, lookedUp) {
+		return false
+	}
 	s.authed.Store(true)
 	return s.join(s, claims)
 }
 
-func (s *session) setToken(claims middleware.Claims) {
+// setToken names the socket's user and token to the hub (which closes it
+// if a revocation arrived since lookedUp) and records the expiry.
+func (s *session) setToken(claims middleware.Claims, lookedUp time.Time) bool {
+	if r, ok := s.d.hub.Identify(s.client, s.user.ID, s.user.Username, claims.Version, lookedUp); !ok {
+		s.close(r)
+		return false
+	}
 	exp := claims.Exp
 	if !s.d.cfg.EnforceExpiry {
 		exp = time.Time{}
 	}
-	s.client.SetToken(exp, claims.Version)
+	s.client.SetExpiry(exp)
+	return true
 }
 
 // reject closes the socket for an authentication failure.
@@ -156,6 +165,7 @@ func (s *session) onText(b []byte) {
 // refresh replaces the socket's token with a fresh one for the same user;
 // an invalid token, or one for another user, closes the socket.
 func (s *session) refresh(token string) {
+	lookedUp := time.Now()
 	u, claims, err := s.d.auth.Authenticate(context.Background(), token)
 	if err == nil && u.ID != s.user.ID {
 		err = &middleware.AuthError{Reason: middleware.ReasonTokenInvalid}
@@ -164,7 +174,9 @@ func (s *session) refresh(token string) {
 		s.reject(err)
 		return
 	}
-	s.setToken(claims)
+	if !s.setToken(claims, lookedUp) {
+		return
+	}
 	s.client.Send(ws.Encode(ws.Refreshed{Type: "refreshed", Exp: claims.Exp.Unix()}))
 }
 

@@ -66,8 +66,8 @@ type Client struct {
 	cfg  *ClientConfig // shared by every client; never written
 
 	// UserID and Username identify the authenticated user (zero for
-	// /ws/echo/ and before a switchboard.v1 auth frame). Set them before
-	// the client joins a group.
+	// /ws/echo/ and before a switchboard.v1 auth frame). Hub.Identify sets
+	// them, under the hub's lock, before the client joins a group.
 	UserID   int64
 	Username string
 
@@ -126,15 +126,14 @@ func NewClient(conn *websocket.Conn, cfg *ClientConfig) *Client {
 // none).
 func (c *Client) Subprotocol() string { return c.conn.Subprotocol() }
 
-// SetToken records the current token's expiry (zero: not enforced) and
-// version, for the hub's expiry sweep and revocation.
-func (c *Client) SetToken(exp time.Time, version int64) {
+// SetExpiry records when the current token expires (zero: not
+// enforced), for the hub's expiry sweep. Hub.Identify records its version.
+func (c *Client) SetExpiry(exp time.Time) {
 	var unix int64
 	if !exp.IsZero() {
 		unix = exp.Unix()
 	}
 	c.expires.Store(unix)
-	c.version.Store(version)
 }
 
 func (c *Client) tokenVersion() int64 { return c.version.Load() }

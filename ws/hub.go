@@ -18,6 +18,11 @@ import (
 // broker calls it from, so there is no single goroutine for every message
 // to queue behind and no channel send that can hang at shutdown.
 type Hub struct {
+	// recent holds this process's revocations of the last recentFor, so a
+	// socket whose user was looked up just before a revocation, and named
+	// to the hub just after it, is still closed (see Identify). Under mu.
+	recent map[int64]revocation
+
 	broker  Broker
 	history HistoryStore // nil: history off
 	hcfg    HistoryConfig
@@ -470,17 +475,69 @@ func (h *Hub) Publish(ctx context.Context, name string, msg Message) error {
 	return h.broker.Publish(ctx, name, msg)
 }
 
+// revocation is what recent remembers of one user.
+type revocation struct {
+	closedAt time.Time   // CloseUser (deactivated or deleted)...
+	reason   CloseReason // ...with this reason
+	version  int64       // CloseRevoked: tokens below it are revoked
+	at       time.Time   // the latest of either
+}
+
+// recentFor is how long a revocation is remembered: far longer than a
+// handshake's user lookup takes.
+const recentFor = 30 * time.Second
+
+// remember records a revocation of userID (h.mu held) and forgets old ones.
+func (h *Hub) remember(userID int64, f func(*revocation)) {
+	now := time.Now()
+	if h.recent == nil {
+		h.recent = map[int64]revocation{}
+	}
+	for id, r := range h.recent {
+		if now.Sub(r.at) > recentFor {
+			delete(h.recent, id)
+		}
+	}
+	r := h.recent[userID]
+	f(&r)
+	r.at = now
+	h.recent[userID] = r
+}
+
+// Identify names c's user and token version (after a successful token
+// check that began at lookedUp) and reports whether the socket may stay:
+// false, with the close to send, when a revocation of that user reached
+// this process after the check's user lookup began. Without it a
+// revocation landing between the lookup and the naming would find no
+// socket to close and be lost.
+func (h *Hub) Identify(c *Client, userID int64, username string, version int64, lookedUp time.Time) (CloseReason, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c.UserID, c.Username = userID, username
+	c.version.Store(version)
+	r, ok := h.recent[userID]
+	switch {
+	case !ok:
+	case r.reason.Code != 0 && !r.closedAt.Before(lookedUp):
+		return r.reason, false
+	case version < r.version:
+		return CloseTokenRevoked, false
+	}
+	return CloseReason{}, true
+}
+
 // CloseUser closes every local socket of userID with r and reports how
 // many there were.
 func (h *Hub) CloseUser(userID int64, r CloseReason) int {
-	h.mu.RLock()
+	h.mu.Lock()
+	h.remember(userID, func(rv *revocation) { rv.closedAt, rv.reason = time.Now(), r })
 	var victims []*Client
 	for c := range h.clients {
 		if c.UserID == userID {
 			victims = append(victims, c)
 		}
 	}
-	h.mu.RUnlock()
+	h.mu.Unlock()
 	for _, c := range victims {
 		c.Close(r)
 	}
@@ -546,14 +603,15 @@ func (h *Hub) RunExpiry(ctx context.Context) {
 // CloseRevoked closes, with 4004 "token revoked", every local socket of
 // userID whose token version is below version.
 func (h *Hub) CloseRevoked(userID, version int64) int {
-	h.mu.RLock()
+	h.mu.Lock()
+	h.remember(userID, func(rv *revocation) { rv.version = max(rv.version, version) })
 	var victims []*Client
 	for c := range h.clients {
 		if c.UserID == userID && c.tokenVersion() < version {
 			victims = append(victims, c)
 		}
 	}
-	h.mu.RUnlock()
+	h.mu.Unlock()
 	for _, c := range victims {
 		c.Close(CloseTokenRevoked)
 	}
