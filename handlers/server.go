@@ -22,11 +22,11 @@ import (
 
 // Deps is everything the handlers use; run builds it.
 type Deps struct {
-	Logger   *slog.Logger
-	Users    *models.UserStore
-	Status   *models.StatusStore
+	Logger *slog.Logger
+	Users  *models.UserStore
+	Status *models.StatusStore
 	// History is group history (the hub's, WithHistory); nil when off.
-	History *models.HistoryStore
+	History  *models.HistoryStore
 	Auth     *middleware.Auth
 	Hub      *ws.Hub
 	Presence ws.Presence
