@@ -27,7 +27,7 @@ type Config struct {
 	PresenceTTL          time.Duration
 	PresenceEvents       bool
 	Presence             ws.PresenceConfig // PRESENCE_EVENTS_MAX, PRESENCE_COUNT_INTERVAL
-	History              ws.HistoryConfig // Size 0: history off
+	History              ws.HistoryConfig  // Size 0: history off
 	PublishAPIKey        string
 	Client               ws.ClientConfig
 	LoginRate            float64

@@ -259,16 +259,16 @@ func newApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) 
 		// ws.PresenceFeed: count frames instead of join/leave above the max.
 		PresenceEventsMax:     cfg.Presence.EventsMax,
 		PresenceCountInterval: cfg.Presence.CountInterval,
-		Checks:         checks,
-		Metrics:        metrics,
-		Auth:           a.auth,
-		Hub:            a.hub,
-		Presence:       a.presence,
-		ClientConfig:   cfg.Client,
-		AllowedOrigins: cfg.AllowedOrigins,
-		LoginRate:      cfg.LoginRate,
-		LoginBurst:     cfg.LoginBurst,
-		Page:           web.Files(),
+		Checks:                checks,
+		Metrics:               metrics,
+		Auth:                  a.auth,
+		Hub:                   a.hub,
+		Presence:              a.presence,
+		ClientConfig:          cfg.Client,
+		AllowedOrigins:        cfg.AllowedOrigins,
+		LoginRate:             cfg.LoginRate,
+		LoginBurst:            cfg.LoginBurst,
+		Page:                  web.Files(),
 	})
 	return a, nil
 }
