@@ -59,13 +59,8 @@ func handlePublish(logger *slog.Logger, hub *ws.Hub, metrics *Metrics, now func(
 // is at most) 1000, so a group of many thousands is read page by page.
 func handlePresence(logger *slog.Logger, presence ws.Presence) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		group := c.Param("group")
-		if !ws.ValidName(group) {
-			middleware.WriteError(c, errBadGroup)
-			return
-		}
-		if !mayRead(c, group) {
-			middleware.WriteError(c, errMembersOnly)
+		group, ok := readableGroup(c)
+		if !ok {
 			return
 		}
 		limit, err := queryInt(c, "limit", maxPresencePage, 1, maxPresencePage)
@@ -95,6 +90,21 @@ const maxPresencePage = 1000
 
 var errMembersOnly = models.Errorf(models.EFORBIDDEN, "members of the group and staff only")
 
+// readableGroup returns the request's group when it is a valid name the
+// caller may read (mayRead); otherwise it has answered 400 or 403.
+func readableGroup(c *gin.Context) (string, bool) {
+	group := c.Param("group")
+	if !ws.ValidName(group) {
+		middleware.WriteError(c, errBadGroup)
+		return "", false
+	}
+	if !mayRead(c, group) {
+		middleware.WriteError(c, errMembersOnly)
+		return "", false
+	}
+	return group, true
+}
+
 // mayRead is who may read a group's presence and history: its members
 // (users whose chat group it is), staff and services.
 func mayRead(c *gin.Context, group string) bool {
@@ -109,13 +119,8 @@ func mayRead(c *gin.Context, group string) bool {
 // newest limit. offset is the group's latest. 404 when history is off.
 func handleHistory(history *models.HistoryStore) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		group := c.Param("group")
-		if !ws.ValidName(group) {
-			middleware.WriteError(c, errBadGroup)
-			return
-		}
-		if !mayRead(c, group) {
-			middleware.WriteError(c, errMembersOnly)
+		group, ok := readableGroup(c)
+		if !ok {
 			return
 		}
 		if history == nil {
