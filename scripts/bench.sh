@@ -19,6 +19,15 @@
 #                        with the same DIR add up, so the set can be run in
 #                        parts (BENCH_ONLY) and BENCHMARKS.md shows them all
 #   W3_MSGS=N            messages per member in W3 (default 1000: 10^9 deliveries)
+#   BENCH_DURATION=30s   how long the paced runs (W4, W5) send
+#   BENCH_MD=FILE        write the report here instead of BENCHMARKS.md (a
+#                        partial run then leaves BENCHMARKS.md alone)
+#
+# History (issue 10): W2-off … W5-off repeat W2 … W5 with HISTORY_SIZE=0
+# (history off; on is the default), each right after its twin, so the two
+# are measured in the same run; R1 is the recovery storm (wsbench recover:
+# 5,000 members reconnect at once with since/epoch after missing 100
+# messages each).
 #
 # Usage: scripts/bench.sh        (from anywhere; writes BENCHMARKS.md at the root)
 set -euo pipefail
@@ -41,6 +50,7 @@ SEND_QUEUE=65536
 QUICK=${BENCH_QUICK:-0}
 ONLY=${BENCH_ONLY:-}
 W3_MSGS=${W3_MSGS:-1000}
+MD=${BENCH_MD:-$ROOT/BENCHMARKS.md}
 
 # One process may hold at most the hard limit of open files (20000 here).
 hard=$(ulimit -Hn)
@@ -152,14 +162,26 @@ workload() {
   stop_servers
 }
 
+# nohistory LABEL SCENARIO ARGS...: the same workload on a server with
+# history off (HISTORY_SIZE=0), labelled LABEL-off.
+nohistory() {
+  local label=$1-off
+  shift
+  wanted "$label" || return 0
+  start_server "$label" HISTORY_SIZE=0
+  bench "$label" "$@"
+  stop_servers
+}
+
 log "building switchboard and wsbench"
 (cd "$ROOT" && go build -o "$BIN/switchboard" ./cmd/switchboard && go build -o "$BIN/wsbench" ./cmd/wsbench)
 
 if [ "$QUICK" = 1 ]; then
-  N1=1000 N1B=3000 N2=100 M2=50 N3=300 M3=100 D=10s N6=2000 G6=200
+  N1=1000 N1B=3000 N2=100 M2=50 N3=300 M3=100 D=10s N6=2000 G6=200 NR=1000
 else
-  N1=5000 N1B=15000 N2=200 M2=200 N3=1000 M3=$W3_MSGS D=30s N6=10000 G6=1000
+  N1=5000 N1B=15000 N2=200 M2=200 N3=1000 M3=$W3_MSGS D=30s N6=10000 G6=1000 NR=5000
 fi
+D=${BENCH_DURATION:-$D}
 
 # The standard set. -timeout bounds each run; it stops by itself.
 workload W1 idle -n "$N1" -hold 10s -timeout 15m
@@ -174,6 +196,7 @@ for q in W1q:"$N1" W1bq:"$N1B"; do
   fi
 done
 workload W2 fanout -n "$N2" -msgs "$M2" -timeout 15m
+nohistory W2 fanout -n "$N2" -msgs "$M2" -timeout 15m
 if wanted W3; then
   PPROF_PORT=""
   if [ -n "${BENCH_PPROF:-}" ]; then PPROF_PORT=$(sb_free_port); fi
@@ -186,8 +209,12 @@ if wanted W3; then
   stop_servers
   PPROF_PORT=""
 fi
+nohistory W3 fanout -n "$N3" -msgs "$M3" -timeout 90m
 workload W4 fanout -n "$N2" -rate 20 -duration "$D" -timeout 10m
+nohistory W4 fanout -n "$N2" -rate 20 -duration "$D" -timeout 10m
 workload W5 fanout -n "$N3" -rate 200 -duration "$D" -timeout 10m
+nohistory W5 fanout -n "$N3" -rate 200 -duration "$D" -timeout 10m
+workload R1 recover -n "$NR" -missed 100 -timeout 10m
 workload W6 groups -n "$N6" -groups "$G6" -msgs 20 -timeout 20m
 workload W7 fanout -n "$N2" -via publish -senders 4 -msgs 500 -timeout 10m
 
@@ -247,11 +274,17 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 # with the same BENCH_OUT (so the set can be run in parts).
 pairs=()
 labels=()
-for l in W1 W1b W1q W1bq W2 W3 W4 W5 W6 W7 W1-pg W1q-pg W3-cross-check W3-cross; do
+for l in W1 W1b W1q W1bq W2 W2-off W3 W3-off W4 W4-off W5 W5-off W6 W7 W1-pg W1q-pg W3-cross-check W3-cross R1; do
   [ -f "$OUT/$l.txt" ] || continue
-  pairs+=("$l=$OUT/$l.txt")
+  [ "$l" = R1 ] || pairs+=("$l=$OUT/$l.txt") # the storm has its own table
   labels+=("$l")
 done
+# History on against off, and the storm.
+hist=()
+for l in W2 W3 W4 W5; do
+  if [ -f "$OUT/$l.txt" ] && [ -f "$OUT/$l-off.txt" ]; then hist+=("$l=$OUT/$l.txt,$OUT/$l-off.txt"); fi
+done
+if [ -f "$OUT/R1.txt" ]; then hist+=("R1=$OUT/R1.txt"); fi
 
 {
   cat <<EOF
@@ -279,7 +312,8 @@ fresh server pinned to core 0 (\`taskset -c 0\`) and the load tool pinned to cor
 \`WS_SEND_QUEUE=$SEND_QUEUE\`, \`PUBLISH_API_KEY\` set, \`LOG_LEVEL=warn\`. wsbench creates
 its users once, directly in the database, and mints their tokens with the server's
 secret; every socket dials \`/ws/chat/?token=…\` like a browser. W1q, W1bq and
-W1q-pg run the server with \`PRESENCE_EVENTS=off\` (no join/leave frames). W1-pg runs the
+W1q-pg run the server with \`PRESENCE_EVENTS=off\` (no join/leave frames); W2-off … W5-off
+with \`HISTORY_SIZE=0\` (history off; it is on everywhere else). W1-pg runs the
 server on PostgreSQL instead; W3-cross runs two servers with \`REDIS_URL\` pointing
 at one redis-server. PostgreSQL and Redis are started in temp dirs and pinned to
 core 0 with the servers.
@@ -303,6 +337,31 @@ column shows what was run.
 
 EOF
   "$BIN/wsbench" markdown "${pairs[@]}"
+  if [ ${#hist[@]} -gt 0 ]; then
+    cat <<'EOF'
+## History on and off
+
+Each of W2 … W5 ran twice in a row on fresh servers: history on (the default:
+every message is stored in SQLite by the group-commit writer before it is
+delivered) and off (`HISTORY_SIZE=0`). Targets (issue 10): with history on,
+deliveries/s at least 80% of off, and W4's p99 at most 2 ms above off. For
+the paced runs (W4, W5) deliveries/s is set by the rate: what matters there
+is keeping up, and the latency.
+
+EOF
+    "$BIN/wsbench" history "${hist[@]}"
+    cat <<'EOF'
+R1, the recovery storm (`wsbench recover`): members of one group connect,
+note the epoch and offset of their welcome, and disconnect; one more member
+sends 100 messages, each stored before its copy comes back to it; then every
+member reconnects at once with `?since=&epoch=`. Each must get
+`"recovered": true` and every offset after its own once, in order, with the
+text sent at that offset. *duration* is from the first reconnect until the
+last member has all 100; *server CPU* is the server's utime+stime over that
+time.
+
+EOF
+  fi
   cat <<'EOF'
 ## How to read them
 
@@ -356,6 +415,6 @@ EOF
   # Targets, the optimisation history and the walls: written by hand, kept
   # beside the generated part.
   [ ! -f "$ROOT/docs/benchmarks-notes.md" ] || cat "$ROOT/docs/benchmarks-notes.md"
-} >"$ROOT/BENCHMARKS.md"
+} >"$MD"
 
-log "wrote $ROOT/BENCHMARKS.md (raw outputs in $OUT)"
+log "wrote $MD (raw outputs in $OUT)"

@@ -95,7 +95,13 @@ scenarios:
   groups   fanout over -groups groups (default 10,000 sockets, 1,000 groups)
   cross    fanout with members split over two -url servers (shared Redis)
 
+  recover  -n members of one group leave, -missed messages are sent, and they
+           all reconnect at once with since/epoch: recovered, lost,
+           duplicated, storm duration, server CPU (own flags: wsbench recover -h)
+
   markdown LABEL=FILE…  tables for BENCHMARKS.md from saved outputs
+  history  W=ON_FILE,OFF_FILE… [R=FILE]  history on against off, and the
+           recovery storm, for BENCHMARKS.md
 
 flags:
 `
@@ -233,6 +239,12 @@ func (c *config) defaults() error {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "markdown" {
 		return markdown(args[1:], stdout)
+	}
+	if len(args) > 0 && args[0] == "recover" {
+		return recoverRun(ctx, args[1:], getenv, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "history" {
+		return historyMarkdown(args[1:], stdout)
 	}
 	cfg, err := parseFlags(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
