@@ -19,6 +19,9 @@
 #                        with the same DIR add up, so the set can be run in
 #                        parts (BENCH_ONLY) and BENCHMARKS.md shows them all
 #   W3_MSGS=N            messages per member in W3 (default 1000: 10^9 deliveries)
+#   REF_REPS=3           repetitions of W1ref: W1 at defaults against
+#                        PRESENCE_EVENTS=off and the reference hub, in turn
+#                        (scripts/lib/bench-ref.sh, issue 13)
 #   BENCH_DURATION=30s   how long the paced runs (W4, W5) send
 #   BENCH_MD=FILE        write the report here instead of BENCHMARKS.md (a
 #                        partial run then leaves BENCHMARKS.md alone)
@@ -35,6 +38,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/lib/services.sh
 . "$ROOT/scripts/lib/services.sh"
+# shellcheck source=scripts/lib/bench-ref.sh
+. "$ROOT/scripts/lib/bench-ref.sh"
 
 log() { printf '[bench.sh] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -267,6 +272,10 @@ if wanted W3-cross; then
   fi
 fi
 
+# W1ref (issue 13): W1 at defaults against presence off and the reference
+# hub, in turn (scripts/lib/bench-ref.sh).
+ref_runs
+
 # BENCHMARKS.md
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
@@ -337,6 +346,7 @@ column shows what was run.
 
 EOF
   "$BIN/wsbench" markdown "${pairs[@]}"
+  ref_markdown
   if [ ${#hist[@]} -gt 0 ]; then
     cat <<'EOF'
 ## History on and off

@@ -238,9 +238,13 @@ func checkTargets(ctx context.Context, cfg config) (targets, error) {
 // memberTokens creates the members' users where missing and signs one
 // token per member (indexed like lay.members) with the server's secret.
 func memberTokens(ctx context.Context, cfg config, lay *layout, logf func(string, ...any)) ([]string, error) {
-	names := make([]string, len(lay.members))
-	for i, m := range lay.members {
-		names[i] = m.Name
+	names := make([]string, 0, len(lay.members))
+	seen := make(map[string]bool, len(lay.members))
+	for _, m := range lay.members {
+		if !seen[m.Name] { // with -users, several members are one user
+			seen[m.Name] = true
+			names = append(names, m.Name)
+		}
 	}
 	logf("preparing %d users", len(names))
 	users, target, err := ensureUsers(ctx, cfg.DB, names)
@@ -307,7 +311,7 @@ func makePlans(cfg config, lay *layout, tg targets, tokens []string, window int,
 // newResult is a run's result before anything has happened: what was
 // planned.
 func newResult(cfg config, lay *layout, tg targets, window int) *result {
-	res := &result{Scenario: cfg.Scenario, URLs: tg.httpURLs, Procs: cfg.Procs, Sockets: cfg.N, Groups: cfg.Groups,
+	res := &result{Scenario: cfg.Scenario, URLs: tg.httpURLs, Procs: cfg.Procs, Sockets: cfg.N, Users: cfg.Users, Groups: cfg.Groups,
 		Senders: lay.senderCount(), Rate: cfg.Rate, LoadStart: loadAverage()}
 	if tg.allV4 {
 		res.Sources = cfg.Sources

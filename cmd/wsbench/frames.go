@@ -19,6 +19,15 @@ func frameKind(frame []byte) byte {
 	return frame[len(typePrefix)]
 }
 
+// isPresence tells a presence frame ({"type":"presence"}: the count mode
+// above PRESENCE_EVENTS_MAX, and the switch back to events) from a publish
+// frame, which starts with the same letter.
+func isPresence(frame []byte) bool {
+	return bytes.HasPrefix(frame, presencePrefix)
+}
+
+var presencePrefix = []byte(`{"type":"presence"`)
+
 var (
 	keyText  = []byte(`"text":"`)
 	keyData  = []byte(`"data":"`)

@@ -71,6 +71,7 @@ type config struct {
 	APIKey     string
 	Hold       time.Duration
 	Prefix     string
+	Users      int // idle: sockets share this many users (0: one user per socket)
 	RuneBase   int
 	Procs      int
 	Sources    int
@@ -100,6 +101,8 @@ scenarios:
            duplicated, storm duration, server CPU (own flags: wsbench recover -h)
 
   markdown LABEL=FILE…  tables for BENCHMARKS.md from saved outputs
+  compare ROW=FILE,FILE… …  repeated idle runs of several servers: medians
+           of connects/s and KiB per socket, each run beside them
   history  W=ON_FILE,OFF_FILE… [R=FILE]  history on against off, and the
            recovery storm, for BENCHMARKS.md
 
@@ -146,6 +149,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&cfg.Via, "via", "socket", "how messages are sent: socket (members send text frames) or publish (POST /api/groups/{group}/messages)")
 	fs.StringVar(&cfg.APIKey, "api-key", getenv("PUBLISH_API_KEY"), "publish API key (default $PUBLISH_API_KEY)")
 	fs.DurationVar(&cfg.Hold, "hold", 10*time.Second, "idle: how long to hold the sockets open")
+	fs.IntVar(&cfg.Users, "users", 0, "idle: the sockets belong to this many users, socket i to user i mod users (0: one user per socket)")
 	fs.StringVar(&cfg.Prefix, "prefix", "b", "username prefix with one group; its first character names the group (chat-b)")
 	fs.IntVar(&cfg.RuneBase, "rune-base", 0x4E00, "with several groups, group g's usernames start with this code point + g (a letter block: CJK by default)")
 	fs.IntVar(&cfg.Procs, "procs", 1, "worker processes holding the sockets (1: this process)")
@@ -217,6 +221,10 @@ func (c *config) defaults() error {
 		return fmt.Errorf("-via %q: want socket or publish", c.Via)
 	case c.Via == "publish" && c.Scenario == "idle":
 		return errors.New("-via publish makes no sense for idle")
+	case c.Users < 0 || c.Users > c.N:
+		return fmt.Errorf("-users %d: want 0..n (%d)", c.Users, c.N)
+	case c.Users > 0 && (c.Scenario != "idle" || c.Groups != 1):
+		return errors.New("-users: only for idle with one group")
 	case c.Procs < 1 || c.Procs > maxProcs:
 		return fmt.Errorf("-procs %d: want 1..%d", c.Procs, maxProcs)
 	case c.Sources < 0 || c.Sources > 250:
@@ -239,6 +247,9 @@ func (c *config) defaults() error {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "markdown" {
 		return markdown(args[1:], stdout)
+	}
+	if len(args) > 0 && args[0] == "compare" {
+		return compare(args[1:], stdout)
 	}
 	if len(args) > 0 && args[0] == "recover" {
 		return recoverRun(ctx, args[1:], getenv, stdout, stderr)

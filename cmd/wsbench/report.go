@@ -51,6 +51,7 @@ type result struct {
 	Procs    int      `json:"procs"`
 	Sources  int      `json:"sources"`
 	Sockets  int      `json:"sockets"`
+	Users    int      `json:"users,omitempty"` // -users: sockets share this many users
 	Groups   int      `json:"groups"`
 	Senders  int      `json:"senders"`
 	Messages int64    `json:"messages"` // planned, all senders

@@ -97,7 +97,7 @@ func placeMembers(c config) *layout {
 		for k := 0; k < size; k++ {
 			l.groups[g].Members = append(l.groups[g].Members, i)
 			l.members = append(l.members, memberSpec{
-				Name:   fmt.Sprintf("%s%06d", prefix, i+1),
+				Name:   fmt.Sprintf("%s%06d", prefix, c.userOf(i)+1),
 				Group:  g,
 				URL:    i % len(c.URLs),
 				Source: sourceAddr(i % c.Sources),
@@ -198,6 +198,15 @@ func (l *layout) messageCount() int64 {
 		}
 	}
 	return n
+}
+
+// userOf is the user number of member i: i itself, or with -users i mod
+// users, so that several sockets belong to one user.
+func (c *config) userOf(i int) int {
+	if c.Users > 0 {
+		return i % c.Users
+	}
+	return i
 }
 
 // sourceAddr is the k-th client source address: 127.0.0.2, 127.0.0.3, …

@@ -377,7 +377,9 @@ func (m *member) read() {
 				m.invalid++
 			}
 		case 'p':
-			if t, ok := stringField(buf, keyData); ok {
+			if isPresence(buf) { // count mode: {"type":"presence","mode":…}
+				m.presence++
+			} else if t, ok := stringField(buf, keyData); ok {
 				m.deliver(t)
 			} else {
 				m.invalid++
