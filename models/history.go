@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -56,34 +57,79 @@ func (s *HistoryStore) Append(ctx context.Context, batch []HistoryAppend) ([]His
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		next := map[string]uint64{}
 		for _, g := range order {
-			if err := ensureGroup(tx, g); err != nil {
-				return err
-			}
-			var row historyGroup
 			// The row lock taken here serializes appenders of one group
-			// on every process until commit.
-			err := tx.Raw(`UPDATE history_groups SET last_offset = last_offset + ? WHERE name = ? RETURNING name, epoch, last_offset`,
-				counts[g], g).Scan(&row).Error
-			if err != nil {
-				return err
+			// on every process until commit. The group's row is created
+			// only the first time (no insert on the hot path).
+			var rows []historyGroup
+			for attempt := 0; len(rows) == 0; attempt++ {
+				if attempt == 1 {
+					if err := ensureGroup(tx, g); err != nil {
+						return err
+					}
+				} else if attempt > 1 {
+					return fmt.Errorf("history group %q missing", g)
+				}
+				err := tx.Raw(`UPDATE history_groups SET last_offset = last_offset + ? WHERE name = ? RETURNING name, epoch, last_offset`,
+					counts[g], g).Scan(&rows).Error
+				if err != nil {
+					return err
+				}
 			}
-			next[g] = row.LastOffset - counts[g] + 1
-			epochs[g] = row.Epoch
+			next[g] = rows[0].LastOffset - counts[g] + 1
+			epochs[g] = rows[0].Epoch
 		}
 		now := time.Now().UTC()
-		rows := make([]map[string]any, len(batch))
 		for i, a := range batch {
 			off := next[a.Group]
 			next[a.Group]++
 			out[i] = HistoryEntry{Offset: off, Payload: a.Encode(off)}
-			rows[i] = map[string]any{"group_name": a.Group, "offset": off, "payload": string(out[i].Payload), "created_at": now}
 		}
-		return tx.Table("history_messages").CreateInBatches(rows, 200).Error
+		return insertMessages(tx, batch, out, now)
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("append history: %w", err)
 	}
 	return out, epochs, nil
+}
+
+// insertChunks are the row counts of the INSERT statements Append uses:
+// a batch is split into these sizes, so a handful of statements, prepared
+// once each (PrepareStmt), serve every batch size.
+var insertChunks = []int{64, 16, 4, 1}
+
+// insertMessages stores entries (batch's, in order) with multi-row INSERTs.
+func insertMessages(tx *gorm.DB, batch []HistoryAppend, entries []HistoryEntry, now time.Time) error {
+	for i := 0; i < len(batch); {
+		n := 1
+		for _, c := range insertChunks {
+			if len(batch)-i >= c {
+				n = c
+				break
+			}
+		}
+		args := make([]any, 0, 4*n)
+		for j := i; j < i+n; j++ {
+			args = append(args, batch[j].Group, entries[j].Offset, string(entries[j].Payload), now)
+		}
+		if err := tx.Exec(insertSQL(n), args...).Error; err != nil {
+			return err
+		}
+		i += n
+	}
+	return nil
+}
+
+// insertSQL is the INSERT of n rows.
+func insertSQL(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO history_messages (group_name, "offset", payload, created_at) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?)")
+	}
+	return b.String()
 }
 
 // ensureGroup creates group's row with a fresh random epoch if missing.
