@@ -102,7 +102,7 @@ trap 'exit 143' TERM
 # start_server NAME [VAR=value...]: one switchboard on core 0, embedded
 # SQLite in DBDIR unless DATABASE_URL is given.
 start_server() {
-  local name=$1 port i
+  local name=$1 port
   shift
   port=$(sb_free_port) || die "no free port"
   (
@@ -112,6 +112,13 @@ start_server() {
       ${PPROF_PORT:+PPROF_ADDR=127.0.0.1:$PPROF_PORT} "$@" \
       taskset -c 0 "$BIN/switchboard"
   ) </dev/null >>"$OUT/$name.server.log" 2>&1 &
+  await_server "$name" "$port" switchboard
+}
+
+# await_server NAME PORT WHAT: records the server just started in the
+# background and waits until it listens on PORT (30 s), or dies.
+await_server() {
+  local name=$1 port=$2 i
   SERVER_PIDS+=($!)
   SERVER_URLS+=("http://127.0.0.1:$port")
   for ((i = 0; i < 300; i++)); do
@@ -122,7 +129,7 @@ start_server() {
     sleep 0.1
   done
   tail -n 20 "$OUT/$name.server.log" >&2 || true
-  die "switchboard did not start ($name)"
+  die "$3 did not start ($name)"
 }
 
 # commit_of_tree names the code being measured: HEAD, and whether the

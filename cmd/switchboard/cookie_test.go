@@ -171,21 +171,9 @@ func TestCookieSocketExpiryAndRevocation(t *testing.T) {
 		t.Fatal("cookie v1 status socket: no status frame without an auth frame")
 	}
 
-	type closed struct {
-		name string
-		ce   *websocket.CloseError
-		ok   bool
-		at   time.Time
-	}
 	socks := map[string]*sock{"legacy chat": chat, "v1 status": status}
-	results := make(chan closed, len(socks))
 	until := exp.Add(grace + 2500*time.Millisecond)
-	for name, s := range socks {
-		go func() {
-			ce, ok := s.waitClose(time.Until(until))
-			results <- closed{name, ce, ok, time.Now()}
-		}()
-	}
+	results := watchCloses(socks, until)
 	// The page refreshes through the cookie every second, never reading
 	// the token: no body, the renewed token comes back in Set-Cookie.
 	cur := tok

@@ -331,3 +331,24 @@ func (s *sock) waitClose(d time.Duration) (*websocket.CloseError, bool) {
 }
 
 func openSQL(dsn string) (*sql.DB, error) { return sql.Open("pgx", dsn) }
+
+// sockClose is how (and when) one of watchCloses' sockets ended.
+type sockClose struct {
+	name string
+	ce   *websocket.CloseError
+	ok   bool // a close frame arrived before until
+	at   time.Time
+}
+
+// watchCloses waits, for each named socket, for its close until until and
+// reports each on the returned channel (buffered, one per socket).
+func watchCloses(socks map[string]*sock, until time.Time) <-chan sockClose {
+	results := make(chan sockClose, len(socks))
+	for name, s := range socks {
+		go func() {
+			ce, ok := s.waitClose(time.Until(until))
+			results <- sockClose{name, ce, ok, time.Now()}
+		}()
+	}
+	return results
+}

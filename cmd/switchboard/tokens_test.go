@@ -178,21 +178,9 @@ func TestTokenExpiryOnOpenSockets(t *testing.T) {
 			// Watch the others close while the keeper refreshes in-band
 			// once a second (the page does it at 80% of the lifetime), so
 			// it outlives the first token.
-			type closed struct {
-				name string
-				ce   *websocket.CloseError
-				ok   bool
-				at   time.Time
-			}
 			others := map[string]*sock{"legacy chat": legacy, "v1 chat": chat, "v1 status": status}
-			results := make(chan closed, len(others))
 			until := exp.Add(grace + 2500*time.Millisecond)
-			for name, s := range others {
-				go func() {
-					ce, ok := s.waitClose(time.Until(until))
-					results <- closed{name, ce, ok, time.Now()}
-				}()
-			}
+			results := watchCloses(others, until)
 			cur := tok
 			for time.Now().Before(until) {
 				next := time.Now().Add(time.Second)

@@ -35,7 +35,7 @@ start_refhub() {
 
 # ref_start NAME CMD...: runs CMD (ADDR in its environment) on a free port in DBDIR and waits until it listens.
 ref_start() {
-  local name=$1 port i
+  local name=$1 port
   shift
   port=$(sb_free_port) || die "no free port"
   (
@@ -43,17 +43,7 @@ ref_start() {
     export ADDR="127.0.0.1:$port" # refhub reads it too
     exec "$@"
   ) </dev/null >>"$OUT/$name.server.log" 2>&1 &
-  SERVER_PIDS+=($!)
-  SERVER_URLS+=("http://127.0.0.1:$port")
-  for ((i = 0; i < 300; i++)); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      return 0
-    fi
-    kill -0 "${SERVER_PIDS[-1]}" 2>/dev/null || break
-    sleep 0.1
-  done
-  tail -n 20 "$OUT/$name.server.log" >&2 || true
-  die "server did not start ($name)"
+  await_server "$name" "$port" server
 }
 
 # ref_one LABEL SERVER ARGS...: one fresh server of kind SERVER (def, off,
