@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -133,18 +134,40 @@ func (w *historyWriter) run() {
 				}
 			}
 		}
-	more:
+		batch = w.gather(batch)
+		w.commit(batch)
+		clear(batch)
+	}
+}
+
+// gatherRounds bounds how often gather yields for one batch.
+const gatherRounds = 8
+
+// gather adds to batch what is queued, yielding the processor after each
+// round while the last one found more (once at least). A commit's cost is mostly per
+// batch, not per message: without the yield, on one core (GOMAXPROCS 1)
+// the writer ran as soon as the first message was queued, before the
+// readers holding the next ones, and committed them one or two at a time.
+// When nothing else is runnable Gosched returns at once, so a lone
+// message waits for no one.
+func (w *historyWriter) gather(batch []pendingAppend) []pendingAppend {
+	for round := 0; ; round++ {
+		n := len(batch)
+	drain:
 		for len(batch) < maxBatch {
 			select {
 			case p := <-w.in:
 				batch = append(batch, p)
 			default:
-				break more
+				break drain
 			}
 		}
-		w.commit(batch)
-		clear(batch)
+		if len(batch) == maxBatch || round == gatherRounds || (round > 0 && len(batch) == n) {
+			break
+		}
+		runtime.Gosched()
 	}
+	return batch
 }
 
 func (w *historyWriter) commit(batch []pendingAppend) {
