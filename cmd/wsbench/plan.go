@@ -22,7 +22,7 @@ type plan struct {
 	Rate       float64       `json:"rate"`
 	Deadline   int64         `json:"deadline"` // unix ns: connecting, settling and sending end by then
 	Settle     time.Duration `json:"settle"`
-	Teardown   time.Duration `json:"teardown"` // longest wait for the server to close
+	Teardown   time.Duration `json:"teardown"`        // longest wait for the server to close
 	Storm      *stormPlan    `json:"storm,omitempty"` // a storm worker (storm.go) instead
 }
 
