@@ -40,6 +40,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/lib/services.sh"
 # shellcheck source=scripts/lib/bench-ref.sh
 . "$ROOT/scripts/lib/bench-ref.sh"
+# shellcheck source=scripts/lib/bench-storm.sh
+. "$ROOT/scripts/lib/bench-storm.sh"
 
 log() { printf '[bench.sh] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -282,6 +284,8 @@ fi
 # W1ref (issue 13): W1 at defaults against presence off and the reference
 # hub, in turn (scripts/lib/bench-ref.sh).
 ref_runs
+# S1 (issue 13): the reconnect storm (scripts/lib/bench-storm.sh).
+storm_runs
 
 # BENCHMARKS.md
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -354,6 +358,7 @@ column shows what was run.
 EOF
   "$BIN/wsbench" markdown "${pairs[@]}"
   ref_markdown
+  storm_markdown
   if [ ${#hist[@]} -gt 0 ]; then
     cat <<'EOF'
 ## History on and off

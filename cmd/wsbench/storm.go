@@ -215,6 +215,9 @@ type stormResult struct {
 
 // stormRun is `wsbench storm …`.
 func stormRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "markdown" {
+		return stormMarkdown(args[1:], stdout)
+	}
 	cfg, err := parseStormFlags(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil

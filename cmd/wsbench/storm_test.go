@@ -176,3 +176,25 @@ func parseStorm(t *testing.T, out string) stormResult {
 	t.Fatalf("no RESULT line in:\n%s", out)
 	return stormResult{}
 }
+
+// TestStormMarkdown renders a saved storm output and a skipped one.
+func TestStormMarkdown(t *testing.T) {
+	dir := t.TempDir()
+	met := true
+	b, _ := json.Marshal(stormResult{Scenario: "storm", Members: 15000, RefRate: 2500, TargetSeconds: 9, BackSeconds: 4.5, Recovered: 15000,
+		UnreadMembers: 9000, UnreadMessages: 300000, Delivered: 300000, Expected: 300000, CutFailures: map[string]int{"connection refused": 12},
+		ServerPeakRSSKiB: 204800, TargetMet: &met, OK: true})
+	ok := filepath.Join(dir, "s1.txt")
+	os.WriteFile(ok, append([]byte("table\nRESULT "), append(b, '\n')...), 0o644)
+	skipped := filepath.Join(dir, "s2.txt")
+	os.WriteFile(skipped, []byte("SKIPPED: wsbench exited with 1: boom\n"), 0o644)
+	var out bytes.Buffer
+	if err := stormMarkdown([]string{"S1=" + ok, "S1-2=" + skipped}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| S1 | 15000 | 2500 | 9.00 | 4.500 |", "| 15000 / 15000 | 9000 / 300000 | 300000 / 300000 |", "| connection refused: 12 | none |", "| 200.0 |", "| **yes** | true |", "| S1-2 | skipped: wsbench exited with 1: boom |"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("storm markdown lacks %q:\n%s", want, out.String())
+		}
+	}
+}
