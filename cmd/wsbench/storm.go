@@ -192,6 +192,8 @@ type stormResult struct {
 	BackSeconds     float64           `json:"back_s"`     // the last member welcomed again
 	BackAfterUpS    float64           `json:"back_after_up_s"`
 	CompleteSeconds float64           `json:"complete_s"` // the last member has everything
+	RetryMs         quantiles         `json:"retry_ms"`   // the first reconnect attempt (the backoff)
+	UpgradeMs       quantiles         `json:"upgrade_ms"` // the 101 of the socket that was welcomed
 	WelcomeMs       quantiles         `json:"welcome_ms"`
 	CompleteMs      quantiles         `json:"complete_ms"`
 
@@ -271,6 +273,8 @@ type (
 		Failures       map[string]int    `json:"failures,omitempty"`
 		Samples        map[string]string `json:"samples,omitempty"`
 		Unexpected     map[string]int    `json:"unexpected,omitempty"`
+		Retry          histJSON          `json:"retry_hist"`    // cut → first reconnect attempt
+		Upgrade        histJSON          `json:"upgrade_hist"`  // cut → the 101 before the welcome
 		Welcome        histJSON          `json:"welcome_hist"`  // cut → welcome
 		CompleteH      histJSON          `json:"complete_hist"` // cut → everything read
 		LastWelcome    int64             `json:"last_welcome"`
@@ -330,11 +334,15 @@ type stormMember struct {
 	unread   int64  // messages it had not read when cut
 	tries    int    // reconnect attempts since the cut
 	welcomed int64  // unix ns of its first welcome after the cut
+	retried  int64  // unix ns of its first reconnect attempt
+	upgraded int64  // unix ns of the 101 that led to that welcome
 	complete int64  // unix ns when it had read up to end
 	recov    bool
 	notRecov bool
 	gone     bool // stopped reconnecting (a code or token check the page stops at)
 	finished bool // counted off the worker's pending members
+
+	lastUpgrade int64 // unix ns of the last 101
 
 	delivered, lost, dups, mismatched, invalid int64
 }
@@ -553,6 +561,9 @@ func (m *stormMember) reconnect(ctx context.Context) *websocket.Conn {
 		m.tries++
 		m.w.attempts.Add(1)
 		start := time.Now().UnixNano()
+		if m.cut && m.retried == 0 {
+			m.retried = start
+		}
 		conn, wf, kind, err := m.dial(ctx, true)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -572,7 +583,7 @@ func (m *stormMember) reconnect(ctx context.Context) *websocket.Conn {
 			continue
 		}
 		if m.cut && m.welcomed == 0 {
-			m.welcomed = time.Now().UnixNano()
+			m.welcomed, m.upgraded = time.Now().UnixNano(), m.lastUpgrade
 		}
 		if wf.Recovered != nil && *wf.Recovered && wf.Epoch == m.epoch {
 			m.recov = true
@@ -629,6 +640,7 @@ func (m *stormMember) dial(ctx context.Context, recover bool) (*websocket.Conn, 
 	if err != nil {
 		return nil, wf, dialFailure(err, resp), err
 	}
+	m.lastUpgrade = time.Now().UnixNano()
 	conn.SetReadDeadline(time.Now().Add(welcomeTimeout))
 	if err := conn.ReadJSON(&wf); err != nil {
 		conn.Close()
@@ -743,9 +755,15 @@ func uintField(frame, key []byte) (uint64, bool) {
 func (w *stormWorker) report(cpu time.Duration) stormDoneEvent {
 	ev := stormDoneEvent{Members: len(w.members), CPUNs: int64(cpu), Attempts: w.attempts.Load(), TokenChecks: w.checksDone.Load()}
 	cut := w.cutAt.Load()
-	var welcome, complete histogram
+	var welcome, complete, retry, upgrade histogram
 	end := w.end.Load()
 	for _, m := range w.members {
+		if m.retried != 0 {
+			retry.Record(time.Duration(m.retried - cut))
+		}
+		if m.upgraded != 0 {
+			upgrade.Record(time.Duration(m.upgraded - cut))
+		}
 		if m.welcomed != 0 {
 			ev.Welcomed++
 			welcome.Record(time.Duration(m.welcomed - cut))
@@ -780,6 +798,7 @@ func (w *stormWorker) report(cpu time.Duration) stormDoneEvent {
 		ev.Invalid += m.invalid
 	}
 	ev.Welcome, ev.CompleteH = welcome.export(), complete.export()
+	ev.Retry, ev.Upgrade = retry.export(), upgrade.export()
 	ev.CutCloses, _ = w.cutCloses.snapshot()
 	ev.Unexpected, _ = w.unexpected.snapshot()
 	// A dial started before the address accepted TCP again is the cut
@@ -1101,7 +1120,7 @@ func peakRSS(pid int) int64 {
 }
 
 func (r *stormResult) addDone(evs []stormDoneEvent, cfg stormConfig) {
-	var welcome, complete histogram
+	var welcome, complete, retry, upgrade histogram
 	var lastW, lastC int64
 	for _, ev := range evs {
 		r.Welcomed += ev.Welcomed
@@ -1122,11 +1141,14 @@ func (r *stormResult) addDone(evs []stormDoneEvent, cfg stormConfig) {
 		r.Failures, r.FailureSamples = mergeCounts(r.Failures, r.FailureSamples, ev.Failures, ev.Samples)
 		r.Unexpected, _ = mergeCounts(r.Unexpected, nil, ev.Unexpected, nil)
 		welcome.merge(ev.Welcome)
+		retry.merge(ev.Retry)
+		upgrade.merge(ev.Upgrade)
 		complete.merge(ev.CompleteH)
 		lastW, lastC = max(lastW, ev.LastWelcome), max(lastC, ev.LastComplete)
 	}
 	r.Expected = r.UnreadMessages
 	r.WelcomeMs, r.CompleteMs = quantilesOf(&welcome), quantilesOf(&complete)
+	r.RetryMs, r.UpgradeMs = quantilesOf(&retry), quantilesOf(&upgrade)
 	if !r.cut.IsZero() {
 		if lastW > 0 {
 			r.BackSeconds = round3(float64(lastW-r.cut.UnixNano()) / 1e9)
@@ -1158,7 +1180,9 @@ func printStorm(w io.Writer, r *stormResult) {
 	fmt.Fprintf(tw, "server back\tpid %d printed after %.0f ms, listening after %.0f ms\n", r.ServerPID, r.RestartMs, r.DownMs)
 	fmt.Fprintf(tw, "welcomed again\t%d (%d recovered, %d not), last %.3f s after the cut (%.3f s after listening)\n", r.Welcomed, r.Recovered, r.NotRecovered, r.BackSeconds, r.BackAfterUpS)
 	fmt.Fprintf(tw, "all caught up\t%.3f s after the cut\n", r.CompleteSeconds)
-	fmt.Fprintf(tw, "welcome ms p50 / p99 / max\t%s (from the cut)\n", q(r.WelcomeMs))
+	fmt.Fprintf(tw, "first retry ms p50 / p99 / max\t%s (from the cut)\n", q(r.RetryMs))
+	fmt.Fprintf(tw, "upgrade (101) ms p50 / p99 / max\t%s\n", q(r.UpgradeMs))
+	fmt.Fprintf(tw, "welcome ms p50 / p99 / max\t%s\n", q(r.WelcomeMs))
 	fmt.Fprintf(tw, "complete ms p50 / p99 / max\t%s\n", q(r.CompleteMs))
 	fmt.Fprintf(tw, "reconnect attempts\t%d (%d members retried; %d token checks)\n", r.Attempts, r.Retried, r.TokenChecks)
 	fmt.Fprintf(tw, "failures while down\t%s\n", countsString(r.CutFailures))
