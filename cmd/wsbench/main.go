@@ -8,6 +8,7 @@
 //	wsbench fanout -n 200 -msgs 200 -server-pid PID
 //	wsbench fanout -n 200 -via publish -api-key KEY
 //	wsbench groups -n 10000 -groups 1000 -msgs 10
+//	wsbench publish -kind status -clients 8 -subscribers 10 -api-key KEY
 //	wsbench cross  -url http://127.0.0.1:8001 -url http://127.0.0.1:8002 -n 1000
 //
 // Every run prints a table and one line "RESULT {json}". It only talks to
@@ -99,6 +100,11 @@ scenarios:
   recover  -n members of one group leave, -missed messages are sent, and they
            all reconnect at once with since/epoch: recovered, lost,
            duplicated, storm duration, server CPU (own flags: wsbench recover -h)
+
+  publish  -clients HTTP clients POST /api/groups/{g}/messages (-kind group)
+           or PUT /api/status/{key} (-kind status) for -duration, to
+           -subscribers sockets: requests/s, latency, server CPU per
+           request, lost at the subscribers (own flags: wsbench publish -h)
 
   markdown LABEL=FILE…  tables for BENCHMARKS.md from saved outputs
   compare ROW=FILE,FILE… …  repeated idle runs of several servers: medians
@@ -253,6 +259,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if len(args) > 0 && args[0] == "recover" {
 		return recoverRun(ctx, args[1:], getenv, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "publish" {
+		return publishRun(ctx, args[1:], getenv, stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "history" {
 		return historyMarkdown(args[1:], stdout)

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -63,24 +61,8 @@ func publish(client *http.Client, endpoint, key string, text []byte) error {
 	body = append(body, `{"data":"`...)
 	body = append(body, text...)
 	body = append(body, `"}`...)
-	req, err := http.NewRequest(http.MethodPost, endpoint, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if key != "" {
-		req.Header.Set("Authorization", "Api-Key "+key)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		return &publishError{resp.StatusCode, truncate(string(msg), 200)}
-	}
-	return nil
+	_, err := apiCall(client, http.MethodPost, endpoint, key, body, http.StatusAccepted)
+	return err
 }
 
 type publishError struct {
