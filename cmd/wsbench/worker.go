@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -360,35 +361,51 @@ func (m *member) read() {
 			return
 		}
 		m.frames.Add(1)
-		if first {
-			first = false
-			m.checkWelcome(buf)
-			close(m.welcome)
-			if !m.okay {
-				return
+		// A frame may carry several messages joined by newlines, as
+		// gorilla's chat example (the reference hub) sends what queued up
+		// while it wrote; switchboard's JSON frames never contain one.
+		for rest := buf; rest != nil; {
+			msg := rest
+			if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+				msg, rest = rest[:i], rest[i+1:]
+			} else {
+				rest = nil
 			}
-			continue
+			if first {
+				first = false
+				m.checkWelcome(msg)
+				close(m.welcome)
+				if !m.okay {
+					return
+				}
+				continue
+			}
+			m.classify(msg)
 		}
-		switch frameKind(buf) {
-		case 'm':
-			if t, ok := stringField(buf, keyText); ok {
-				m.deliver(t)
-			} else {
-				m.invalid++
-			}
-		case 'p':
-			if isPresence(buf) { // count mode: {"type":"presence","mode":…}
-				m.presence++
-			} else if t, ok := stringField(buf, keyData); ok {
-				m.deliver(t)
-			} else {
-				m.invalid++
-			}
-		case 'j', 'l':
-			m.presence++
-		default:
+	}
+}
+
+// classify counts one server message by its type's first letter.
+func (m *member) classify(msg []byte) {
+	switch frameKind(msg) {
+	case 'm':
+		if t, ok := stringField(msg, keyText); ok {
+			m.deliver(t)
+		} else {
 			m.invalid++
 		}
+	case 'p':
+		if isPresence(msg) { // count mode: {"type":"presence","mode":…}
+			m.presence++
+		} else if t, ok := stringField(msg, keyData); ok {
+			m.deliver(t)
+		} else {
+			m.invalid++
+		}
+	case 'j', 'l':
+		m.presence++
+	default:
+		m.invalid++
 	}
 }
 

@@ -13,6 +13,11 @@
 # medians. Sourced by bench.sh, whose globals and functions it uses (OUT,
 # BIN, DBDIR, SECRET, SERVER_PIDS, SERVER_URLS, bench, stop_servers,
 # wanted, log, die).
+#
+# W5ref is the same comparison for paced latency (issue 13): W5 (N3
+# members, 200 messages/s, BENCH_DURATION) against switchboard at defaults
+# (history on), switchboard with HISTORY_SIZE=0 and refhub, REF_REPS times
+# in the same rotation; the report lists every run.
 
 REF_REPS=${REF_REPS:-3}
 REF_SERVERS=(def off ref)
@@ -54,33 +59,80 @@ ref_one() {
   case $kind in
     def) start_defaults_server "$label" ;;
     off) start_defaults_server "$label" PRESENCE_EVENTS=off ;;
+    hoff) start_defaults_server "$label" HISTORY_SIZE=0 ;;
     ref) start_refhub "$label" ;;
   esac
-  bench "$label" idle "$@"
+  bench "$label" "$@"
   stop_servers
 }
 
-# ref_runs: the whole section (BENCH_ONLY=W1ref runs just it).
+# ref_runs: the whole section (BENCH_ONLY="W1ref W5ref" runs just it).
 ref_runs() {
-  wanted W1ref || return 0
-  local rep k j shape users
+  wanted W1ref || wanted W5ref || return 0
   log "building refhub"
   (cd "$ROOT" && go build -o "$BIN/refhub" ./cmd/wsbench/refhub)
+  w1ref_runs
+  w5ref_runs
+}
+
+w1ref_runs() {
+  wanted W1ref || return 0
+  local rep k j shape users
   for ((rep = 1; rep <= REF_REPS; rep++)); do
     for shape in u d; do
       users=()
       [ "$shape" = d ] || users=(-users $((N1 / 5)))
       for ((j = 0; j < 3; j++)); do
         k=${REF_SERVERS[$(((rep - 1 + j) % 3))]}
-        ref_one "W1ref-$shape$k-$rep" "$k" -n "$N1" "${users[@]}" -hold 5s -timeout 15m
+        ref_one "W1ref-$shape$k-$rep" "$k" idle -n "$N1" "${users[@]}" -hold 5s -timeout 15m
       done
     done
   done
 }
 
+# W5REF_SERVERS: defaults (history on), history off, the reference hub.
+W5REF_SERVERS=(def hoff ref)
+
+w5ref_runs() {
+  wanted W5ref || return 0
+  local rep k j
+  for ((rep = 1; rep <= REF_REPS; rep++)); do
+    for ((j = 0; j < 3; j++)); do
+      k=${W5REF_SERVERS[$(((rep - 1 + j) % 3))]}
+      ref_one "W5ref-$k-$rep" "$k" fanout -n "$N3" -rate 200 -duration "$D" -timeout 10m
+    done
+  done
+}
+
+# w5ref_markdown: every W5ref run of this OUT as a row of the messages
+# table, in the order they ran.
+w5ref_markdown() {
+  local f l rows=()
+  while IFS= read -r f; do
+    l=$(basename "$f" .txt)
+    rows+=("$l=$f")
+  done < <(ls -tr "$OUT"/W5ref-*.txt 2>/dev/null)
+  [ "${#rows[@]}" -gt 0 ] || return 0
+  cat <<EOF
+### W5 at defaults against the reference hub (W5ref)
+
+\`W5ref\` (scripts/lib/bench-ref.sh): \`wsbench fanout -n $N3 -rate 200 -duration $D\` against
+three servers, each fresh and pinned to core 0 with wsbench on core 1: **def**
+(switchboard with only \`ADDR\` and \`JWT_SECRET\` set: history on, the per-client rate
+limit and send queue at their defaults, access log on), **hoff** (the same with
+\`HISTORY_SIZE=0\`) and **ref** (\`cmd/wsbench/refhub\`, gorilla/websocket's chat
+example). Every server ran $REF_REPS times, in a rotated order; the rows are in
+the order they ran.
+
+EOF
+  "$BIN/wsbench" markdown "${rows[@]}"
+  echo
+}
+
 # ref_markdown: the section of BENCHMARKS.md, when this OUT has its runs.
 ref_markdown() {
   local shape k rep files rows title
+  w5ref_markdown
   [ -n "$(ls "$OUT"/W1ref-* 2>/dev/null)" ] || return 0
   cat <<EOF
 ### W1 at defaults against the reference hub (W1ref)

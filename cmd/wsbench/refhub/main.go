@@ -6,7 +6,11 @@
 // It answers what wsbench needs and nothing more: every socket, on any
 // path (wsbench dials /ws/chat/?token=…, the token is ignored), first gets
 // {"type":"welcome","group":"<-group>"} and then every text any member
-// sends, as {"type":"message","text":…}, so idle and fanout runs work.
+// sends, as {"type":"message","text":…}: the JSON wsbench reads (the
+// type, and the text carrying sender, sequence and send time), where the
+// example relays the raw text. Like the example's writePump, a write takes
+// every message queued meanwhile into the same frame, one per line, so
+// fanout runs (W5) work, paced or fast.
 //
 //	refhub -addr 127.0.0.1:8100 -group chat-b     (or ADDR=… refhub)
 package main
@@ -30,6 +34,8 @@ const (
 	pingPeriod     = (pongWait * 9) / 10
 	maxMessageSize = 65536
 )
+
+var newline = []byte{'\n'}
 
 var upgrader = websocket.Upgrader{
 	ReadBufferSize:  1024,
@@ -109,7 +115,19 @@ func (c *client) writePump() {
 				c.conn.WriteMessage(websocket.CloseMessage, []byte{})
 				return
 			}
-			if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+			w, err := c.conn.NextWriter(websocket.TextMessage)
+			if err != nil {
+				return
+			}
+			w.Write(msg)
+			// As the example does: what queued up meanwhile goes into
+			// the same frame, one message a line (wsbench splits them).
+			n := len(c.send)
+			for i := 0; i < n; i++ {
+				w.Write(newline)
+				w.Write(<-c.send)
+			}
+			if err := w.Close(); err != nil {
 				return
 			}
 		case <-ticker.C:
