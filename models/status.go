@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -27,26 +28,136 @@ type statusRow struct {
 
 func (statusRow) TableName() string { return "status" }
 
-// StatusStore reads and writes status values.
-type StatusStore struct{ db *gorm.DB }
+// StatusStore reads and writes status values. Concurrent Puts share
+// their writes (group commit): while one batch is being written, the Puts
+// that arrive queue up, and the next batch writes them all with one
+// statement per key, in one transaction. Each Put returns only after the
+// transaction that holds it has committed.
+type StatusStore struct {
+	db *gorm.DB
+
+	mu      sync.Mutex
+	pending []*statusPut
+	running bool // a committer goroutine is draining pending
+}
+
+// statusPut is one Put waiting for its batch.
+type statusPut struct {
+	key   string
+	value json.RawMessage
+	out   Status
+	err   error
+	done  chan struct{}
+}
+
+// maxStatusBatch bounds the Puts one transaction writes.
+const maxStatusBatch = 256
+
+// statusCommitTimeout bounds one batch's transaction: the batch is
+// shared, so no single request's context may cancel it.
+const statusCommitTimeout = 30 * time.Second
 
 // NewStatusStore returns a store over db.
 func NewStatusStore(db *gorm.DB) *StatusStore { return &StatusStore{db: db} }
 
-// Put stores value under key and returns it with its new version. The
-// upsert increments the version in one statement, so concurrent writers
-// (on any process) get distinct, increasing versions.
+// Put stores value under key and returns it with its new version, once
+// it is committed. Versions come from the database: one upsert per key
+// and batch adds the batch's number of Puts to the stored version, so
+// concurrent writers (on any process) get distinct, increasing versions,
+// in the order their Puts arrived here. The row keeps the batch's last
+// value: the earlier ones are superseded in the same commit, exactly as
+// if they had been written one by one. If ctx ends first, Put returns
+// its error and the value may still be stored.
 func (s *StatusStore) Put(ctx context.Context, key string, value json.RawMessage) (Status, error) {
-	now := time.Now().UTC()
-	var row statusRow
-	err := s.db.WithContext(ctx).Raw(`
-		INSERT INTO status (key, value, version, updated_at) VALUES (?, ?, 1, ?)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = status.version + 1, updated_at = excluded.updated_at
-		RETURNING key, value, version, updated_at`, key, string(value), now).Scan(&row).Error
-	if err != nil {
-		return Status{}, fmt.Errorf("put status %q: %w", key, err)
+	p := &statusPut{key: key, value: value, done: make(chan struct{})}
+	s.mu.Lock()
+	s.pending = append(s.pending, p)
+	if !s.running {
+		s.running = true
+		go s.commitLoop()
 	}
-	return row.status(), nil
+	s.mu.Unlock()
+	select {
+	case <-p.done:
+		return p.out, p.err
+	case <-ctx.Done():
+		return Status{}, ctx.Err()
+	}
+}
+
+// commitLoop writes batches until nothing is pending, then ends; the next
+// Put starts another.
+func (s *StatusStore) commitLoop() {
+	for {
+		s.mu.Lock()
+		n := min(len(s.pending), maxStatusBatch)
+		if n == 0 {
+			s.running = false
+			s.pending = nil
+			s.mu.Unlock()
+			return
+		}
+		batch := s.pending[:n:n]
+		s.pending = s.pending[n:]
+		s.mu.Unlock()
+		s.commit(batch)
+		for _, p := range batch {
+			close(p.done)
+		}
+	}
+}
+
+// statusUpsert adds n (the batch's Puts of one key) to the key's version
+// and keeps the last value.
+const statusUpsert = `
+	INSERT INTO status (key, value, version, updated_at) VALUES (?, ?, ?, ?)
+	ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = status.version + ?, updated_at = excluded.updated_at
+	RETURNING version, updated_at`
+
+// commit writes batch (one transaction when it holds several keys) and
+// sets every Put's result.
+func (s *StatusStore) commit(batch []*statusPut) {
+	ctx, cancel := context.WithTimeout(context.Background(), statusCommitTimeout)
+	defer cancel()
+	var keys []string
+	byKey := make(map[string][]*statusPut, 1)
+	for _, p := range batch {
+		if _, ok := byKey[p.key]; !ok {
+			keys = append(keys, p.key)
+		}
+		byKey[p.key] = append(byKey[p.key], p)
+	}
+	now := time.Now().UTC()
+	write := func(db *gorm.DB) error {
+		for _, key := range keys {
+			puts := byKey[key]
+			n := len(puts)
+			var row struct {
+				Version   uint64
+				UpdatedAt time.Time
+			}
+			err := db.Raw(statusUpsert, key, string(puts[n-1].value), n, now, n).Scan(&row).Error
+			if err != nil {
+				return fmt.Errorf("put status %q: %w", key, err)
+			}
+			for i, p := range puts {
+				p.out = Status{Key: key, Value: p.value, Version: row.Version - uint64(n-1-i), UpdatedAt: row.UpdatedAt}
+			}
+		}
+		return nil
+	}
+	db := s.db.WithContext(ctx)
+	var err error
+	if len(keys) == 1 {
+		err = write(db) // one statement commits by itself
+	} else {
+		err = db.Transaction(write)
+	}
+	if err != nil {
+		for _, p := range batch {
+			p.out, p.err = Status{}, err
+		}
+	}
 }
 
 // Get returns the value of key; a key never set is version 0, value null.
