@@ -52,9 +52,26 @@ func ParseDatabaseURL(raw, defaultPath string) (Target, error) {
 	return Target{}, fmt.Errorf("DATABASE_URL: unsupported scheme (want postgres:// or sqlite:)")
 }
 
+// OpenOption changes how Open connects.
+type OpenOption func(*openOptions)
+
+type openOptions struct{ manualCheckpoint bool }
+
+// ManualCheckpoint turns SQLite's WAL auto-checkpoint off on every
+// connection (wal_autocheckpoint=0): otherwise the commit that crosses
+// 1,000 WAL pages copies them into the database file and fsyncs it before
+// it returns, and whatever waits for that commit (a group's messages)
+// waits for the disk too. Whoever opens with it runs a Checkpointer, or
+// the WAL grows until the last connection closes. No effect on PostgreSQL.
+func ManualCheckpoint() OpenOption { return func(o *openOptions) { o.manualCheckpoint = true } }
+
 // Open connects to the target. TranslateError lets models map duplicate keys
 // to ECONFLICT on both dialects.
-func Open(t Target) (*gorm.DB, error) {
+func Open(t Target, opts ...OpenOption) (*gorm.DB, error) {
+	var o openOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	cfg := &gorm.Config{
 		TranslateError:         true,
 		Logger:                 logger.Discard,
@@ -72,6 +89,9 @@ func Open(t Target) (*gorm.DB, error) {
 		// WAL lets readers run while one writer writes; busy_timeout makes
 		// concurrent writers wait instead of failing with SQLITE_BUSY.
 		dsn := "file:" + t.DSN + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+		if o.manualCheckpoint {
+			dsn += "&_pragma=wal_autocheckpoint(0)"
+		}
 		db, err = gorm.Open(sqlite.Open(dsn), cfg)
 	default:
 		return nil, fmt.Errorf("open database: unknown dialect %q", t.Dialect)

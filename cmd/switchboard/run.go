@@ -103,7 +103,9 @@ func newLogger(w io.Writer, cfg Config) *slog.Logger {
 // openDB connects and applies pending migrations (start-up and `migrate`
 // alike, so a fresh database is always usable).
 func openDB(ctx context.Context, cfg Config, logger *slog.Logger) (*gorm.DB, error) {
-	db, err := models.Open(cfg.Database)
+	// SQLite: the WAL is checkpointed by a Checkpointer (newApp), not
+	// inside commits.
+	db, err := models.Open(cfg.Database, models.ManualCheckpoint())
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +195,13 @@ type app struct {
 	redis    *ws.RedisConn // nil with the in-process layer
 	presence ws.Presence
 	handler  http.Handler
+	ckpt     *models.Checkpointer // nil on PostgreSQL
 }
+
+// checkpointEvery is how often SQLite's WAL is copied into the database
+// file (models.ManualCheckpoint): the WAL holds about what is written in
+// that time.
+const checkpointEvery = 500 * time.Millisecond
 
 func newApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) {
 	secret, err := jwtSecret(cfg, logger)
@@ -270,6 +278,12 @@ func newApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) 
 		LoginBurst:            cfg.LoginBurst,
 		Page:                  web.Files(),
 	})
+	if cfg.Database.Dialect == models.SQLite {
+		if a.ckpt, err = models.StartCheckpointer(db, checkpointEvery, logger); err != nil {
+			closeDB(db)
+			return nil, err
+		}
+	}
 	return a, nil
 }
 
@@ -279,6 +293,9 @@ func (a *app) close() {
 	a.broker.Close()
 	if a.redis != nil {
 		a.redis.Close()
+	}
+	if a.ckpt != nil {
+		a.ckpt.Stop()
 	}
 	closeDB(a.db)
 }
