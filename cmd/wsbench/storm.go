@@ -989,7 +989,8 @@ func stormDrive(ctx context.Context, cfg stormConfig, httpURL string, hs []*work
 	}
 	broadcast("cutat " + strconv.FormatInt(cut.UnixNano(), 10))
 	logf("killed server %d; restarting", cfg.ServerPID)
-	if err := waitDead(ctx, cfg.ServerPID); err != nil {
+	host := strings.TrimPrefix(httpURL, "http://")
+	if err := waitDead(ctx, cfg.ServerPID, host); err != nil {
 		return err
 	}
 	pid, err := restartServer(ctx, cfg.RestartCmd, logWriter(logf))
@@ -998,8 +999,7 @@ func stormDrive(ctx context.Context, cfg stormConfig, httpURL string, hs []*work
 	}
 	res.ServerPID = pid
 	res.RestartMs = round1(float64(time.Since(cut)) / 1e6)
-	host := strings.TrimPrefix(httpURL, "http://")
-	if err := waitListening(ctx, host); err != nil {
+	if err := waitListening(ctx, host, pid); err != nil {
 		return fmt.Errorf("restarted server (pid %d) does not listen on %s: %w", pid, host, err)
 	}
 	up := time.Now()
@@ -1007,7 +1007,31 @@ func stormDrive(ctx context.Context, cfg stormConfig, httpURL string, hs []*work
 	res.DownMs = round1(float64(up.Sub(cut)) / 1e6)
 	logf("listening again after %.0f ms (pid %d); waiting for every member", res.DownMs, pid)
 
-	complete, err := collect[stormCompleteEvent](ctx, hs, "complete")
+	// A restarted server that exits (it could not bind, say) ends the run
+	// instead of leaving the members retrying until -timeout.
+	wait, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	var serverGone atomic.Bool
+	go func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-wait.Done():
+				return
+			case <-t.C:
+				if exited(pid) {
+					serverGone.Store(true)
+					stopWatch()
+					return
+				}
+			}
+		}
+	}()
+	complete, err := collect[stormCompleteEvent](wait, hs, "complete")
+	if serverGone.Load() {
+		err = fmt.Errorf("the restarted server (pid %d) exited during the storm: see its log", pid)
+	}
 	if s, perr := readProc(pid); perr == nil {
 		res.ServerCPUMs, res.ServerRSSKiB = s.CPU.Milliseconds(), s.RSSKiB
 	}
@@ -1034,20 +1058,25 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
-// waitDead waits (10 s at most) until pid has exited: gone, or a zombie
-// its parent has not reaped yet (its sockets are closed either way).
-func waitDead(ctx context.Context, pid int) error {
+// waitDead waits (10 s at most) until pid has exited and its listening
+// socket on host is gone: the process is gone or a zombie its parent has
+// not reaped yet, and a connect to host is refused. The process alone is
+// not enough: its main thread turns zombie while other threads still
+// hold its files (a restart then fails with "address already in use").
+func waitDead(ctx context.Context, pid int, host string) error {
 	deadline := time.Now().Add(10 * time.Second)
+	d := net.Dialer{Timeout: 200 * time.Millisecond}
 	for {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			return nil
-		}
-		if i := strings.LastIndexByte(string(b), ')'); i >= 0 && len(b) > i+2 && (b[i+2] == 'Z' || b[i+2] == 'X') {
-			return nil
+		if exited(pid) {
+			c, err := d.DialContext(ctx, "tcp", host)
+			if err == nil {
+				c.Close()
+			} else if errors.Is(err, syscall.ECONNREFUSED) {
+				return nil
+			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("server %d still alive 10 s after SIGKILL", pid)
+			return fmt.Errorf("server %d (or its listener on %s) still there 10 s after SIGKILL", pid, host)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -1084,14 +1113,28 @@ func restartServer(ctx context.Context, cmd string, logw io.Writer) (int, error)
 	return pid, nil
 }
 
-// waitListening dials host until it accepts TCP (every 5 ms).
-func waitListening(ctx context.Context, host string) error {
+// exited tells whether pid is gone or a zombie.
+func exited(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && len(b) > i+2 && (b[i+2] == 'Z' || b[i+2] == 'X')
+}
+
+// waitListening dials host until it accepts TCP (every 5 ms), or the
+// server pid has exited.
+func waitListening(ctx context.Context, host string, pid int) error {
 	d := net.Dialer{Timeout: 200 * time.Millisecond}
 	for {
 		c, err := d.DialContext(ctx, "tcp", host)
 		if err == nil {
 			c.Close()
 			return nil
+		}
+		if exited(pid) {
+			return errors.New("it exited: see its log")
 		}
 		select {
 		case <-ctx.Done():

@@ -158,6 +158,23 @@ func TestStormKillRestart(t *testing.T) {
 	if pid, err := os.ReadFile(pidFile); err != nil || strings.TrimSpace(string(pid)) != strconv.Itoa(r.ServerPID) {
 		t.Errorf("restart-cmd wrote pid %q (%v); the result says %d", pid, err, r.ServerPID)
 	}
+
+	// A restart that does not come up ends the run at once with an error
+	// (not -timeout later): here the "server" is a process that exits.
+	s2 := startBenchServer(t, bin, "PUBLISH_API_KEY="+key)
+	stdout.Reset()
+	stderr.Reset()
+	args = []string{"storm", "-url", s2.url, "-db", s2.db, "-jwt-secret", s2.secret, "-api-key", key,
+		"-server-pid", strconv.Itoa(s2.pid), "-restart-cmd", "sleep 0.3 </dev/null >/dev/null 2>&1 & echo $!",
+		"-n", "10", "-procs", "1", "-missed", "3", "-timeout", "60s", "-q"}
+	start := time.Now()
+	err = run(ctx, args, func(string) string { return "" }, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "exited") {
+		t.Errorf("storm with a restart that exits: err %v; want one saying the server exited\n%s", err, stdout.String())
+	}
+	if d := time.Since(start); d > 50*time.Second {
+		t.Errorf("storm with a restart that exits took %s: it waited for -timeout", d)
+	}
 }
 
 func parseStorm(t *testing.T, out string) stormResult {
