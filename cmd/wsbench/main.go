@@ -100,6 +100,9 @@ scenarios:
   recover  -n members of one group leave, -missed messages are sent, and they
            all reconnect at once with since/epoch: recovered, lost,
            duplicated, storm duration, server CPU (own flags: wsbench recover -h)
+  storm    -n members are cut at once (the server killed and restarted) and
+           come back as the page does (backoff, since/epoch): time until all
+           are welcomed, failures, recovery (own flags: wsbench storm -h)
 
   publish  -clients HTTP clients POST /api/groups/{g}/messages (-kind group)
            or PUT /api/status/{key} (-kind status) for -duration, to
@@ -262,6 +265,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if len(args) > 0 && args[0] == "publish" {
 		return publishRun(ctx, args[1:], getenv, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "storm" {
+		return stormRun(ctx, args[1:], getenv, stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "history" {
 		return historyMarkdown(args[1:], stdout)

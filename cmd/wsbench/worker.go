@@ -102,6 +102,9 @@ func workerMain(ctx context.Context, in io.Reader, out io.Writer) error {
 			cmds <- strings.TrimSpace(line)
 		}
 	}()
+	if p.Storm != nil {
+		return newStormWorker(&p, out).run(ctx, cmds)
+	}
 	w := newWorker(&p, out)
 	return w.run(ctx, cmds)
 }
