@@ -192,7 +192,8 @@ func (d *wsDeps) recover(group string, pos ws.Position, since, epoch string) [][
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	entries, err := d.history.Range(ctx, group, after, pos.Offset, int(n))
+	// Shared: in a reconnect storm every member asks for the same range.
+	entries, err := d.history.RangeShared(ctx, group, pos.Epoch, after, pos.Offset)
 	if err != nil {
 		d.logger.Error("recovery read", "group", group, "err", err)
 		return nil

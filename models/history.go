@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -14,10 +15,15 @@ import (
 // HistoryStore keeps each group's messages with their offsets, durably.
 // Offsets start at 1 and grow by exactly 1 per message within a group,
 // across every process sharing the database.
-type HistoryStore struct{ db *gorm.DB }
+type HistoryStore struct {
+	db     *gorm.DB
+	recent recentWindows // what RangeShared read, for the next reader
+}
 
 // NewHistoryStore returns a store over db.
-func NewHistoryStore(db *gorm.DB) *HistoryStore { return &HistoryStore{db: db} }
+func NewHistoryStore(db *gorm.DB) *HistoryStore {
+	return &HistoryStore{db: db, recent: recentWindows{groups: map[string]*recentWindow{}}}
+}
 
 // HistoryAppend is one message to append: Encode builds the stored frame
 // (and what members receive) from the offset the database assigns.
@@ -181,6 +187,33 @@ func (s *HistoryStore) Range(ctx context.Context, group string, after, upto uint
 	return out, nil
 }
 
+// RangeShared is Range(group, after, upto, upto-after) for a reader that
+// knows group's current epoch, typically a reconnecting member: the
+// messages read are kept per group and epoch, so the members of a
+// reconnect storm asking for the same missed messages share one read, and
+// a later reader asking for newer ones reads only those. Stored messages
+// do not change within an epoch, so what is kept stays exact. Trim drops
+// what is kept; a message trimmed meanwhile by another process may still
+// be given (never a different one).
+func (s *HistoryStore) RangeShared(ctx context.Context, group, epoch string, after, upto uint64) ([]HistoryEntry, error) {
+	if upto <= after {
+		return nil, nil
+	}
+	got, from := s.recent.get(group, epoch, after, upto)
+	if from == upto {
+		return got, nil
+	}
+	more, err := s.Range(ctx, group, from, upto, int(upto-from))
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(more)) != upto-from {
+		return append(got, more...), nil // some trimmed: the caller sees the gap
+	}
+	s.recent.put(group, epoch, from, more)
+	return append(got, more...), nil
+}
+
 // Latest returns group's newest limit messages, oldest first.
 func (s *HistoryStore) Latest(ctx context.Context, group string, limit int) ([]HistoryEntry, error) {
 	var rows []struct {
@@ -212,5 +245,106 @@ func (s *HistoryStore) Trim(ctx context.Context, keep int, maxAge time.Duration)
 	if err != nil {
 		return fmt.Errorf("trim history: %w", err)
 	}
+	// What RangeShared kept may include messages just deleted.
+	s.recent.mu.Lock()
+	clear(s.recent.groups)
+	s.recent.mu.Unlock()
 	return nil
+}
+
+// recentWindows keeps, for up to recentGroups groups, the newest messages
+// RangeShared read (at most recentKeep each).
+type recentWindows struct {
+	mu     sync.Mutex
+	groups map[string]*recentWindow
+}
+
+// recentWindow is a run of one group's stored messages: entries[i] has
+// offset first+i, all of one epoch.
+type recentWindow struct {
+	epoch   string
+	first   uint64
+	entries []HistoryEntry
+	used    time.Time
+}
+
+const (
+	recentGroups = 64
+	recentKeep   = 1024
+	recentIdle   = time.Minute // a window unused this long is dropped
+)
+
+// get returns the kept messages after < offset <= upto from the start of
+// that range, and the offset up to which it returned them (after when it
+// has none of them).
+func (r *recentWindows) get(group, epoch string, after, upto uint64) ([]HistoryEntry, uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := r.groups[group]
+	if w == nil || w.epoch != epoch || after+1 < w.first || after >= w.first+uint64(len(w.entries)) {
+		return nil, after
+	}
+	w.used = time.Now()
+	last := min(upto, w.first+uint64(len(w.entries))-1)
+	// A copy: callers append to it.
+	return append([]HistoryEntry(nil), w.entries[after+1-w.first:last+1-w.first]...), last
+}
+
+// put records entries, the messages right after offset after (no gap).
+func (r *recentWindows) put(group, epoch string, after uint64, entries []HistoryEntry) {
+	if len(entries) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	w := r.groups[group]
+	switch {
+	case w != nil && w.epoch == epoch && after+1 >= w.first && after < w.first+uint64(len(w.entries))+1:
+		// Overlaps or continues the window: keep what it has, add the rest.
+		end := w.first + uint64(len(w.entries)) // offset after the last kept
+		for _, e := range entries {
+			if e.Offset == end {
+				w.entries = append(w.entries, e)
+				end++
+			}
+		}
+	case w != nil && w.epoch == epoch && after+1 < w.first && after+uint64(len(entries))+1 >= w.first:
+		// Starts before the window and reaches it: the window's newer
+		// messages follow these.
+		skip := after + uint64(len(entries)) + 1 - w.first
+		w.entries = append(append([]HistoryEntry(nil), entries...), w.entries[min(skip, uint64(len(w.entries))):]...)
+		w.first = after + 1
+	default:
+		if w == nil {
+			r.evict(now)
+		}
+		w = &recentWindow{epoch: epoch, first: after + 1, entries: append([]HistoryEntry(nil), entries...)}
+		r.groups[group] = w
+	}
+	if drop := len(w.entries) - recentKeep; drop > 0 {
+		w.entries = append([]HistoryEntry(nil), w.entries[drop:]...)
+		w.first += uint64(drop)
+	}
+	w.used = now
+}
+
+// evict makes room for one more group (r.mu held): windows idle for
+// recentIdle go, and at most recentGroups-1 stay (the least recently used
+// go first).
+func (r *recentWindows) evict(now time.Time) {
+	for g, w := range r.groups {
+		if now.Sub(w.used) > recentIdle {
+			delete(r.groups, g)
+		}
+	}
+	for len(r.groups) >= recentGroups {
+		var oldest string
+		for g, w := range r.groups {
+			if oldest == "" || w.used.Before(r.groups[oldest].used) {
+				oldest = g
+			}
+		}
+		delete(r.groups, oldest)
+	}
 }

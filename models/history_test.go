@@ -68,3 +68,82 @@ func TestHistoryAppendOffsets(t *testing.T) {
 		})
 	}
 }
+
+// TestHistoryRangeShared: RangeShared gives exactly what Range reads for
+// ranges inside, across, before and past what earlier calls kept (and
+// after more messages arrive), on every dialect; once a range has been
+// read it is served without the database (closed here), but only for the
+// same epoch; after a Trim a trimmed range comes back short.
+func TestHistoryRangeShared(t *testing.T) {
+	ctx := context.Background()
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(string(dialect), func(t *testing.T) {
+			db := testenv.Database(t, dialect)
+			h := models.NewHistoryStore(db.Gorm)
+			appendN := func(g string, n int) {
+				t.Helper()
+				batch := make([]models.HistoryAppend, n)
+				for i := range batch {
+					batch[i] = models.HistoryAppend{Group: g, Encode: func(off uint64) []byte { return []byte(fmt.Sprintf(`{"g":%q,"o":%d}`, g, off)) }}
+				}
+				if _, _, err := h.Append(ctx, batch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			appendN("g", 300)
+			epoch, _, err := h.Position(ctx, "g")
+			if err != nil {
+				t.Fatal(err)
+			}
+			check := func(after, upto uint64) {
+				t.Helper()
+				got, err := h.RangeShared(ctx, "g", epoch, after, upto)
+				if err != nil {
+					t.Fatalf("RangeShared(%d, %d): %v", after, upto, err)
+				}
+				if uint64(len(got)) != upto-after {
+					t.Fatalf("RangeShared(%d, %d) = %d entries; want %d", after, upto, len(got), upto-after)
+				}
+				for i, e := range got {
+					off := after + 1 + uint64(i)
+					if e.Offset != off || string(e.Payload) != fmt.Sprintf(`{"g":"g","o":%d}`, off) {
+						t.Fatalf("RangeShared(%d, %d)[%d] = %d %s; want offset %d", after, upto, i, e.Offset, e.Payload, off)
+					}
+				}
+			}
+			for _, r := range [][2]uint64{
+				{200, 300}, {250, 300}, {200, 250}, {299, 300}, {300, 300}, // inside
+				{100, 300}, {150, 200}, // before, reaching it
+				{0, 50}, {10, 20}, // apart: replaces it
+				{0, 300}, {40, 60},
+			} {
+				check(r[0], r[1])
+			}
+			appendN("g", 20)
+			check(290, 320) // past what is kept: reads only the rest
+			check(0, 320)
+			appendN("other", 30)
+			if err := h.Trim(ctx, 10, 0); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := h.RangeShared(ctx, "other", epoch, 0, 30); err != nil || len(got) != 10 || got[0].Offset != 21 {
+				t.Errorf("RangeShared(other, 0, 30) after Trim(10) = %d entries, %v; want the newest 10", len(got), err)
+			}
+			// Trim dropped what was kept: the database's 10 are all there is.
+			if got, err := h.RangeShared(ctx, "g", epoch, 100, 320); err != nil || len(got) != 10 || got[0].Offset != 311 {
+				t.Errorf("RangeShared(g, 100, 320) after Trim(10) = %d entries, %v; want the newest 10", len(got), err)
+			}
+
+			check(310, 320)
+			db.SQL.Close()
+			if _, err := h.Range(ctx, "g", 310, 320, 10); err == nil {
+				t.Fatal("Range after the pool closed: no error")
+			}
+			check(312, 320) // no database needed
+			check(310, 320)
+			if got, err := h.RangeShared(ctx, "g", "another-epoch", 310, 320); err == nil {
+				t.Errorf("RangeShared with another epoch = %d entries from what was kept; want a database read (error)", len(got))
+			}
+		})
+	}
+}
