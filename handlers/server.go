@@ -87,6 +87,11 @@ func NewServer(d Deps) http.Handler {
 		}
 		middleware.WriteError(c, models.Errorf(models.EMETHOD, "method not allowed"))
 	})
+	if d.Users != nil && d.Hub != nil {
+		// A revocation the hub hears, from this process or another, drops
+		// the user from the store's cache of recent lookups (GetRecent).
+		d.Hub.OnRevoke(d.Users.Forget)
+	}
 	addRoutes(r, d)
 	return middleware.HeadAsGet(r)
 }

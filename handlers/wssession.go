@@ -81,7 +81,7 @@ func (s *session) close(r ws.CloseReason) {
 // joins; on failure it closes the socket with the reason's close code.
 func (s *session) authenticate(ctx context.Context, token string) bool {
 	lookedUp := time.Now()
-	u, claims, err := s.d.auth.Authenticate(ctx, token)
+	u, claims, err := s.d.auth.AuthenticateSocket(ctx, token)
 	if err != nil {
 		s.reject(err)
 		return false
@@ -166,7 +166,7 @@ func (s *session) onText(b []byte) {
 // an invalid token, or one for another user, closes the socket.
 func (s *session) refresh(token string) {
 	lookedUp := time.Now()
-	u, claims, err := s.d.auth.Authenticate(context.Background(), token)
+	u, claims, err := s.d.auth.AuthenticateSocket(context.Background(), token)
 	if err == nil && u.ID != s.user.ID {
 		err = &middleware.AuthError{Reason: middleware.ReasonTokenInvalid}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	gojwt "github.com/golang-jwt/jwt/v4"
 
+	"switchboard/internal/recent"
 	"switchboard/models"
 )
 
@@ -26,6 +27,10 @@ func (e *AuthError) Error() string { return e.Reason }
 // UserLookup loads users by id; *models.UserStore satisfies it.
 type UserLookup interface {
 	Get(ctx context.Context, id int64) (*models.User, error)
+	// GetRecent may answer from a lookup made within the last second
+	// that no revocation or change of the user has followed (see
+	// models.UserStore.GetRecent); socket handshakes use it.
+	GetRecent(ctx context.Context, id int64) (*models.User, error)
 }
 
 // Context keys set by RequireUser and APIKey.
@@ -48,7 +53,26 @@ type Auth struct {
 	maxRefresh time.Duration
 	onFailure  func(reason string)
 	cookie     CookieConfig
+	// parsed holds the claims of tokens Parse accepted in the last
+	// second: a user's sockets reconnecting together carry one token, and
+	// its decode (two JSON objects into maps, base64, HMAC) is a tenth of
+	// a handshake's CPU. The claims are a function of the token's bytes
+	// alone; exp and nbf are checked again on each use.
+	parsed *recent.Cache[string, parsedToken]
 }
+
+// parsedToken is what Auth.parsed keeps of an accepted token.
+type parsedToken struct {
+	claims Claims
+	nbf    time.Time // zero: no nbf claim
+}
+
+// Bounds of Auth.parsed: entries are trusted for parsedFor, and at most
+// 2 × parsedMax are held (a few hundred bytes each).
+const (
+	parsedFor = time.Second
+	parsedMax = 2048
+)
 
 // AuthConfig configures NewAuth.
 type AuthConfig struct {
@@ -73,7 +97,8 @@ func NewAuth(cfg AuthConfig, users UserLookup) (*Auth, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &Auth{users: users, now: cfg.Now, maxRefresh: cfg.MaxRefresh, lifetime: cfg.Expiration, key: cfg.Secret, onFailure: cfg.OnFailure, cookie: cfg.Cookie}
+	a := &Auth{users: users, now: cfg.Now, maxRefresh: cfg.MaxRefresh, lifetime: cfg.Expiration, key: cfg.Secret, onFailure: cfg.OnFailure, cookie: cfg.Cookie,
+		parsed: recent.New[string, parsedToken](parsedFor, parsedMax)}
 	mw, err := jwt.New(&jwt.GinJWTMiddleware{
 		Realm:            "switchboard",
 		SigningAlgorithm: "HS256",
@@ -205,6 +230,19 @@ func (a *Auth) Parse(token string) (Claims, error) {
 	if token == "" {
 		return Claims{}, &AuthError{ReasonTokenMissing}
 	}
+	began := time.Now()
+	hit, gen, ok := a.parsed.Get(token, began)
+	if ok {
+		// claimsFrom's time checks, in its order.
+		now := a.now()
+		if !hit.claims.Exp.After(now) {
+			return Claims{}, &AuthError{ReasonTokenExpired}
+		}
+		if hit.nbf.After(now) {
+			return Claims{}, &AuthError{ReasonTokenInvalid}
+		}
+		return hit.claims, nil
+	}
 	// The one parser: gin-jwt's, which RequireUser uses too, with the
 	// ParseOptions set in NewAuth.
 	t, err := a.mw.ParseTokenString(token)
@@ -219,12 +257,31 @@ func (a *Auth) Parse(token string) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
+	p := parsedToken{claims: c}
+	if nbf, ok := mc["nbf"].(float64); ok {
+		p.nbf = numericDate(nbf)
+	}
+	a.parsed.Put(token, p, began, gen)
 	return c, nil
 }
 
-// Authenticate parses a user token and loads its active user: the
-// WebSocket handlers' check, identical to RequireUser's.
+// Authenticate parses a user token and loads its active user: the same
+// check as RequireUser's, for a token given in a body.
 func (a *Auth) Authenticate(ctx context.Context, token string) (*models.User, Claims, error) {
+	return a.authenticate(ctx, token, a.users.Get)
+}
+
+// AuthenticateSocket is Authenticate for a WebSocket handshake or an
+// in-band auth or refresh frame: the user may come from a lookup of the
+// last second (UserLookup.GetRecent), so a user's sockets connecting
+// together cost one query. A revocation still reaches the socket: the hub
+// drops the cached user before it closes the user's sockets, and
+// Identify closes any socket whose check began before the revocation.
+func (a *Auth) AuthenticateSocket(ctx context.Context, token string) (*models.User, Claims, error) {
+	return a.authenticate(ctx, token, a.users.GetRecent)
+}
+
+func (a *Auth) authenticate(ctx context.Context, token string, get func(context.Context, int64) (*models.User, error)) (*models.User, Claims, error) {
 	claims, err := a.Parse(token)
 	if err == nil && claims.Scope != "" {
 		err = &AuthError{ReasonTokenInvalid} // a service token is no user's
@@ -233,7 +290,7 @@ func (a *Auth) Authenticate(ctx context.Context, token string) (*models.User, Cl
 		a.failed(err.(*AuthError).Reason)
 		return nil, Claims{}, err
 	}
-	u, err := a.activeUser(ctx, claims)
+	u, err := activeUser(ctx, get, claims)
 	if err != nil {
 		var ae *AuthError
 		if errors.As(err, &ae) {
@@ -248,9 +305,14 @@ func (a *Auth) Authenticate(ctx context.Context, token string) (*models.User, Cl
 // and revoked tokens (a token version below the user's). Checking the
 // database on every request is what makes deactivation and revocation
 // take effect at once, before tokens expire; the version rides on the same
-// lookup, so revocation costs no extra round trip.
+// lookup, so revocation costs no extra round trip. (Sockets may take a
+// lookup of the last second instead: AuthenticateSocket.)
 func (a *Auth) activeUser(ctx context.Context, claims Claims) (*models.User, error) {
-	u, err := a.users.Get(ctx, claims.UserID)
+	return activeUser(ctx, a.users.Get, claims)
+}
+
+func activeUser(ctx context.Context, get func(context.Context, int64) (*models.User, error), claims Claims) (*models.User, error) {
+	u, err := get(ctx, claims.UserID)
 	if models.ErrorCode(err) == models.ENOTFOUND {
 		return nil, &AuthError{ReasonUserNotFound}
 	} else if err != nil {

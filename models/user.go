@@ -2,16 +2,21 @@ package models
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/mail"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 	"gorm.io/gorm"
+
+	"switchboard/internal/recent"
 )
 
 // User is an account. PasswordHash never leaves the models package in a
@@ -127,6 +132,13 @@ type UserPatch struct {
 type UserStore struct {
 	db     *gorm.DB
 	hasher PasswordHasher
+
+	// byID is Get's statement, prepared on first use (see Get).
+	byIDMu sync.Mutex
+	byID   atomic.Pointer[sql.Stmt]
+
+	// recent answers GetRecent; nil until CacheRecent.
+	recent *recent.Cache[int64, User]
 }
 
 // NewUserStore returns a store over db.
@@ -134,7 +146,9 @@ func NewUserStore(db *gorm.DB, hasher PasswordHasher) *UserStore {
 	if hasher.timing == nil {
 		hasher.timing = new(failureTiming) // failed logins all take as long
 	}
-	return &UserStore{db: db, hasher: hasher}
+	s := &UserStore{db: db, hasher: hasher}
+	s.CacheRecent(RecentUserFor)
+	return s
 }
 
 // Create validates and inserts a user.
@@ -180,14 +194,55 @@ func (s *UserStore) insert(ctx context.Context, u *User) error {
 	return translate(err, "username", "a user with that username already exists", EINVALID)
 }
 
-// Get loads a user by id.
+// userColumns are the columns Get scans, in scanUser's order.
+const userColumns = "id, username, email, password_hash, is_active, is_staff, token_version, created_at, updated_at"
+
+// Get loads a user by id. It is on every socket handshake and REST
+// request, so it skips GORM: one statement prepared on the *sql.DB under
+// it, scanned straight into the struct. (GORM's callbacks, statement
+// building and reflective scan cost more CPU than the SQLite query they
+// wrap.)
 func (s *UserStore) Get(ctx context.Context, id int64) (*User, error) {
-	var u User
-	err := s.db.WithContext(ctx).Take(&u, "id = ?", id).Error
+	stmt, err := s.byIDStmt()
 	if err != nil {
-		return nil, translate(err, "", "user not found", ENOTFOUND)
+		return nil, err
+	}
+	var u User
+	err = stmt.QueryRowContext(ctx, id).Scan(&u.ID, &u.Username, &u.Email, &u.PasswordHash,
+		&u.IsActive, &u.IsStaff, &u.TokenVersion, &u.CreatedAt, &u.UpdatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, Errorf(ENOTFOUND, "user not found")
+	} else if err != nil {
+		return nil, fmt.Errorf("get user %d: %w", id, err)
 	}
 	return &u, nil
+}
+
+// byIDStmt prepares Get's statement once (again after a failure).
+// database/sql re-prepares it on each pooled connection as needed.
+func (s *UserStore) byIDStmt() (*sql.Stmt, error) {
+	if stmt := s.byID.Load(); stmt != nil {
+		return stmt, nil
+	}
+	s.byIDMu.Lock()
+	defer s.byIDMu.Unlock()
+	if stmt := s.byID.Load(); stmt != nil {
+		return stmt, nil
+	}
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("get user: %w", err)
+	}
+	q := "SELECT " + userColumns + " FROM users WHERE id = ?"
+	if s.db.Dialector.Name() == string(Postgres) {
+		q = "SELECT " + userColumns + " FROM users WHERE id = $1"
+	}
+	stmt, err := sqlDB.Prepare(q)
+	if err != nil {
+		return nil, fmt.Errorf("prepare get user: %w", err)
+	}
+	s.byID.Store(stmt)
+	return stmt, nil
 }
 
 // GetByUsername loads a user by username, after NormalizeUsername.
@@ -229,6 +284,7 @@ func (s *UserStore) Authenticate(ctx context.Context, username, password string)
 			if err := s.db.WithContext(ctx).Model(u).Update("password_hash", h).Error; err != nil {
 				return nil, fmt.Errorf("rehash password of user %d: %w", u.ID, err)
 			}
+			s.Forget(u.ID)
 		}
 	}
 	return u, nil
@@ -265,6 +321,7 @@ func (s *UserStore) Update(ctx context.Context, id int64, patch UserPatch) (*Use
 	if len(changes) > 0 {
 		changes["updated_at"] = time.Now()
 		res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).Updates(changes)
+		s.Forget(id) // even after an error: the change may have been made
 		if res.Error != nil {
 			return nil, fmt.Errorf("update user %d: %w", id, res.Error)
 		}
@@ -306,6 +363,7 @@ func (s *UserStore) ChangePassword(ctx context.Context, id int64, oldPassword, n
 		"token_version": gorm.Expr("token_version + 1"),
 		"updated_at":    time.Now(),
 	})
+	s.Forget(id)
 	if res.Error != nil {
 		return nil, fmt.Errorf("change password of user %d: %w", id, res.Error)
 	}
@@ -329,6 +387,7 @@ func fieldRenamed(err error, from, to string) error {
 // Delete removes user id.
 func (s *UserStore) Delete(ctx context.Context, id int64) error {
 	res := s.db.WithContext(ctx).Delete(&User{}, "id = ?", id)
+	s.Forget(id)
 	if res.Error != nil {
 		return fmt.Errorf("delete user %d: %w", id, res.Error)
 	}

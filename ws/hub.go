@@ -22,6 +22,9 @@ type Hub struct {
 	// socket whose user was looked up just before a revocation, and named
 	// to the hub just after it, is still closed (see Identify). Under mu.
 	recent map[int64]revocation
+	// forget, when set (OnRevoke), hears each user CloseUser or
+	// CloseRevoked is about to close, before the revocation is recorded.
+	forget atomic.Pointer[func(userID int64)]
 
 	broker  Broker
 	history HistoryStore // nil: history off
@@ -526,9 +529,25 @@ func (h *Hub) Identify(c *Client, userID int64, username string, version int64, 
 	return CloseReason{}, true
 }
 
+// OnRevoke sets f to hear every user whose sockets are closed for a
+// deactivation or revocation (CloseUser, CloseRevoked), whichever process
+// made the change: the server drops its cached copy of the user there
+// (models.UserStore.Forget), before the revocation is recorded, so a
+// handshake that Identify lets through looked the user up afresh.
+func (h *Hub) OnRevoke(f func(userID int64)) {
+	h.forget.Store(&f)
+}
+
+func (h *Hub) revoked(userID int64) {
+	if f := h.forget.Load(); f != nil {
+		(*f)(userID)
+	}
+}
+
 // CloseUser closes every local socket of userID with r and reports how
 // many there were.
 func (h *Hub) CloseUser(userID int64, r CloseReason) int {
+	h.revoked(userID)
 	h.mu.Lock()
 	h.remember(userID, func(rv *revocation) { rv.closedAt, rv.reason = time.Now(), r })
 	var victims []*Client
@@ -603,6 +622,7 @@ func (h *Hub) RunExpiry(ctx context.Context) {
 // CloseRevoked closes, with 4004 "token revoked", every local socket of
 // userID whose token version is below version.
 func (h *Hub) CloseRevoked(userID, version int64) int {
+	h.revoked(userID)
 	h.mu.Lock()
 	h.remember(userID, func(rv *revocation) { rv.version = max(rv.version, version) })
 	var victims []*Client
