@@ -64,14 +64,17 @@ func handlePutStatus(logger *slog.Logger, store *models.StatusStore, hub *ws.Hub
 			return
 		}
 		metrics.published("status")
-		s, err := store.Put(c.Request.Context(), key, in.Value)
+		// The store publishes each stored version in version order (then
+		// runs on its committing goroutine), so subscribers skip none.
+		s, err := store.Put(c.Request.Context(), key, in.Value, func(s models.Status) {
+			msg := ws.Message{Payload: statusFrame(s), Seq: s.Version}
+			if err := hub.Publish(context.Background(), ws.StatusChannel(key), msg); err != nil {
+				logger.Warn("status pushed to this process only", "key", key, "err", err)
+			}
+		})
 		if err != nil {
 			middleware.WriteError(c, err)
 			return
-		}
-		msg := ws.Message{Payload: statusFrame(s), Seq: s.Version}
-		if err := hub.Publish(c.Request.Context(), ws.StatusChannel(key), msg); err != nil {
-			logger.Warn("status pushed to this process only", "key", key, "err", err)
 		}
 		c.JSON(http.StatusOK, toStatusJSON(s))
 	}

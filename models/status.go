@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -45,6 +46,7 @@ type StatusStore struct {
 type statusPut struct {
 	key   string
 	value json.RawMessage
+	then  func(Status)
 	out   Status
 	err   error
 	done  chan struct{}
@@ -66,10 +68,14 @@ func NewStatusStore(db *gorm.DB) *StatusStore { return &StatusStore{db: db} }
 // concurrent writers (on any process) get distinct, increasing versions,
 // in the order their Puts arrived here. The row keeps the batch's last
 // value: the earlier ones are superseded in the same commit, exactly as
-// if they had been written one by one. If ctx ends first, Put returns
-// its error and the value may still be stored.
-func (s *StatusStore) Put(ctx context.Context, key string, value json.RawMessage) (Status, error) {
-	p := &statusPut{key: key, value: value, done: make(chan struct{})}
+// if they had been written one by one. then, if not nil, is called with
+// the stored value after the commit and before Put returns, on the
+// committing goroutine, in version order across every Put of this store:
+// what it publishes goes out in order, so subscribers (which drop a
+// version they have passed) skip none of this process's versions. If ctx ends first, Put returns its
+// error and the value may still be stored (and then still called).
+func (s *StatusStore) Put(ctx context.Context, key string, value json.RawMessage, then func(Status)) (Status, error) {
+	p := &statusPut{key: key, value: value, then: then, done: make(chan struct{})}
 	s.mu.Lock()
 	s.pending = append(s.pending, p)
 	if !s.running {
@@ -89,6 +95,7 @@ func (s *StatusStore) Put(ctx context.Context, key string, value json.RawMessage
 // Put starts another.
 func (s *StatusStore) commitLoop() {
 	for {
+		s.gather()
 		s.mu.Lock()
 		n := min(len(s.pending), maxStatusBatch)
 		if n == 0 {
@@ -102,10 +109,34 @@ func (s *StatusStore) commitLoop() {
 		s.mu.Unlock()
 		s.commit(batch)
 		for _, p := range batch {
+			if p.err == nil && p.then != nil {
+				p.then(p.out) // arrival order: each key's versions ascending
+			}
 			close(p.done)
 		}
 	}
 }
+
+// gather yields the processor while Puts keep arriving (at most
+// gatherRounds times), so that request goroutines that are ready to run
+// can join the batch: with one processor the statement runs without
+// blocking, and nothing else would be queued during it.
+func (s *StatusStore) gather() {
+	n := -1
+	for range gatherRounds {
+		s.mu.Lock()
+		m := len(s.pending)
+		s.mu.Unlock()
+		if m == n || m >= maxStatusBatch {
+			return
+		}
+		n = m
+		runtime.Gosched()
+	}
+}
+
+// gatherRounds bounds how often gather yields for one batch.
+const gatherRounds = 8
 
 // statusUpsert adds n (the batch's Puts of one key) to the key's version
 // and keeps the last value.

@@ -19,9 +19,10 @@ import (
 
 // TestStatusConcurrentPuts: many writers on three keys at once (so that
 // batches hold several Puts of a key and several keys) get, per key, the
-// versions 1..N each exactly once, each writer's own versions grow, and
-// Get ends at version N with the value of the Put that got N, on every
-// dialect.
+// versions 1..N each exactly once, each writer's own versions grow, the
+// then callbacks see every key's versions in order with no gap (what the
+// handler publishes to subscribers), and Get ends at version N with the
+// value of the Put that got N, on every dialect.
 func TestStatusConcurrentPuts(t *testing.T) {
 	const writers, puts = 16, 40
 	keys := []string{"k0", "k1", "k2"}
@@ -34,6 +35,17 @@ func TestStatusConcurrentPuts(t *testing.T) {
 			for _, k := range keys {
 				seen[k] = map[uint64]string{}
 			}
+			var thenMu sync.Mutex
+			published := map[string]uint64{}
+			var thenErr error
+			then := func(s models.Status) {
+				thenMu.Lock()
+				defer thenMu.Unlock()
+				if s.Version != published[s.Key]+1 && thenErr == nil {
+					thenErr = fmt.Errorf("then(%s) got version %d after %d", s.Key, s.Version, published[s.Key])
+				}
+				published[s.Key] = s.Version
+			}
 			var wg sync.WaitGroup
 			errs := make(chan error, writers)
 			for w := range writers {
@@ -44,7 +56,7 @@ func TestStatusConcurrentPuts(t *testing.T) {
 					for i := range puts {
 						key := keys[(w+i)%len(keys)]
 						value := fmt.Sprintf(`{"w":%d,"i":%d}`, w, i)
-						s, err := store.Put(ctx, key, json.RawMessage(value))
+						s, err := store.Put(ctx, key, json.RawMessage(value), then)
 						if err != nil {
 							errs <- fmt.Errorf("Put(%s, %s): %w", key, value, err)
 							return
@@ -70,8 +82,14 @@ func TestStatusConcurrentPuts(t *testing.T) {
 			for err := range errs {
 				t.Fatal(err)
 			}
+			if thenErr != nil {
+				t.Fatal(thenErr)
+			}
 			for _, key := range keys {
 				n := uint64(len(seen[key]))
+				if published[key] != n {
+					t.Errorf("then(%s) ended at version %d, want %d", key, published[key], n)
+				}
 				for v := uint64(1); v <= n; v++ {
 					if _, ok := seen[key][v]; !ok {
 						t.Fatalf("%s: versions given %d, but not %d: want 1..%d", key, n, v, n)
@@ -114,7 +132,7 @@ func statusChild(spec string) {
 		go func() {
 			for i := 0; ; i++ {
 				value := fmt.Sprintf(`"w%d-%d"`, w, i)
-				s, err := store.Put(context.Background(), "crash", json.RawMessage(value))
+				s, err := store.Put(context.Background(), "crash", json.RawMessage(value), nil)
 				mu.Lock()
 				if err != nil {
 					fmt.Fprintln(out, "error", err)
