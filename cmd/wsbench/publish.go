@@ -154,6 +154,9 @@ type publishResult struct {
 
 // publishRun is `wsbench publish …`.
 func publishRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "markdown" {
+		return publishMarkdown(args[1:], stdout)
+	}
 	cfg, err := parsePublishFlags(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
