@@ -42,6 +42,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/lib/bench-ref.sh"
 # shellcheck source=scripts/lib/bench-storm.sh
 . "$ROOT/scripts/lib/bench-storm.sh"
+# shellcheck source=scripts/lib/bench-publish.sh
+. "$ROOT/scripts/lib/bench-publish.sh"
 
 log() { printf '[bench.sh] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -286,6 +288,8 @@ fi
 ref_runs
 # S1 (issue 13): the reconnect storm (scripts/lib/bench-storm.sh).
 storm_runs
+# P1, P2 (issue 13): the publish API, old commit against this tree (scripts/lib/bench-publish.sh).
+publish_runs
 
 # BENCHMARKS.md
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -359,6 +363,7 @@ EOF
   "$BIN/wsbench" markdown "${pairs[@]}"
   ref_markdown
   storm_markdown
+  publish_markdown
   if [ ${#hist[@]} -gt 0 ]; then
     cat <<'EOF'
 ## History on and off
