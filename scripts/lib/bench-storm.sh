@@ -11,7 +11,7 @@
 #
 #   STORM_REPS=1   storms per run (S1, S1-2, …), each with its own W1b
 #                  reference right before it
-#   BENCH_PPROF=1  serve pprof on the restarted server and save a 15 s CPU
+#   BENCH_PPROF=1  serve pprof on the restarted server and save a 10 s CPU
 #                  profile of it from its start (OUT/S1.server.cpu.pprof)
 #
 # Sourced by bench.sh, whose globals and functions it uses (OUT, BIN,
@@ -33,14 +33,14 @@ cd '$DBDIR' || exit 1
 env -u DATABASE_URL -u REDIS_URL ADDR=127.0.0.1:$port WS_RATE_LIMIT=0 WS_SEND_QUEUE=$SEND_QUEUE LOG_LEVEL=warn \\
   ${pprof:+PPROF_ADDR=127.0.0.1:$pprof} taskset -c 0 '$BIN/switchboard' </dev/null >>'$OUT/$label.server.log' 2>&1 &
 echo \$! >'$OUT/$label.restarted.pid'
-${pprof:+(sleep 0.2; curl -s -o '$OUT/$label.server.cpu.pprof' 'http://127.0.0.1:$pprof/debug/pprof/profile?seconds=15') </dev/null >/dev/null 2>&1 &}
+${pprof:+curl -s --retry 50 --retry-connrefused --retry-delay 0 -o '$OUT/$label.server.cpu.pprof' 'http://127.0.0.1:$pprof/debug/pprof/profile?seconds=10' </dev/null >/dev/null 2>&1 &}
 echo \$(cat '$OUT/$label.restarted.pid')
 SCRIPT
 }
 
 # storm_one LABEL: the W1b reference and one storm.
 storm_one() {
-  local label=$1 rate port
+  local label=$1 rate port i
   start_server "$label-w1b"
   bench "$label-w1b" idle -n "$N1B" -hold 10s -timeout 45m
   stop_servers
@@ -51,6 +51,13 @@ storm_one() {
   rm -f "$OUT/$label.restarted.pid"
   bench "$label" storm -n "$N1B" -procs 2 -sources 4 -missed 100 ${rate:+-ref-rate "$rate"} \
     -restart-cmd "sh $OUT/$label.restart.sh" -timeout 10m
+  # The profile (BENCH_PPROF) ends 10 s after the restart: wait for it.
+  if [ -n "${BENCH_PPROF:-}" ]; then
+    for ((i = 0; i < 150; i++)); do
+      [ ! -s "$OUT/$label.server.cpu.pprof" ] || break
+      sleep 0.1
+    done
+  fi
   # The restarted server is not bench.sh's child: stop it with the rest.
   if [ -s "$OUT/$label.restarted.pid" ]; then SERVER_PIDS+=("$(cat "$OUT/$label.restarted.pid")"); fi
   stop_servers
