@@ -17,7 +17,16 @@ func AccessLog(logger *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
-		level, attrs := slog.LevelInfo, []slog.Attr{
+		level := slog.LevelInfo
+		err := c.Errors.Last()
+		if err != nil {
+			level = slog.LevelError
+		}
+		// At LOG_LEVEL=warn an ordinary request builds no line at all.
+		if !logger.Enabled(c.Request.Context(), level) {
+			return
+		}
+		attrs := []slog.Attr{
 			slog.String("method", Method(c.Request)),
 			slog.String("path", c.Request.URL.Path),
 			slog.String("query", RedactQuery(c.Request.URL.RawQuery)),
@@ -26,8 +35,7 @@ func AccessLog(logger *slog.Logger) gin.HandlerFunc {
 			slog.String("remote", c.ClientIP()),
 		}
 		// WriteError attaches internal errors (never shown to the client).
-		if err := c.Errors.Last(); err != nil {
-			level = slog.LevelError
+		if err != nil {
 			attrs = append(attrs, slog.String("err", err.Err.Error()))
 		}
 		logger.LogAttrs(c.Request.Context(), level, "request", attrs...)
