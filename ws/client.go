@@ -1,12 +1,15 @@
 package ws
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -63,7 +66,8 @@ func DefaultClientConfig() ClientConfig {
 type Client struct {
 	conn *websocket.Conn
 	raw  net.Conn
-	cfg  *ClientConfig // shared by every client; never written
+	rc   syscall.RawConn // raw's file descriptor, for writes that must not block; nil if it has none
+	cfg  *ClientConfig   // shared by every client; never written
 
 	// UserID and Username identify the authenticated user (zero for
 	// /ws/echo/ and before a switchboard.v1 auth frame). Hub.Identify sets
@@ -79,7 +83,7 @@ type Client struct {
 	mu      sync.Mutex
 	queue   [][]byte // Frames waiting for the writer
 	spare   [][]byte // a small finished batch's array, reused by the next queue
-	writing bool     // a writeLoop goroutine is running
+	writing bool     // a writer (the flusher or a writeLoop goroutine) owns the queue
 	held    bool     // Hold is in effect: no writer takes a batch until Release
 	inWrite bool     // a writeLoop is inside a write to the socket
 	closing bool     // a close frame is queued or sent; no more data frames
@@ -90,7 +94,7 @@ type Client struct {
 	lastSeq   uint64 // highest Message.Seq queued, to drop stale pushes
 	channels  []string
 
-	deadline time.Time // the write deadline set on raw (writeLoop only)
+	deadline time.Time // the write deadline set on raw (the writer only)
 	onDone   func()    // set by bind: leave every channel
 	// OnFinish, if set before Serve, runs when the connection has ended,
 	// before the hub lets Shutdown return (a leave announcement).
@@ -102,6 +106,9 @@ type Client struct {
 // byte a client holds is multiplied by the sockets a process keeps open.
 func NewClient(conn *websocket.Conn, cfg *ClientConfig) *Client {
 	c := &Client{conn: conn, raw: conn.NetConn(), cfg: cfg}
+	if sc, ok := c.raw.(syscall.Conn); ok {
+		c.rc, _ = sc.SyscallConn()
+	}
 	// Answer pings and close frames through our writer: gorilla's default
 	// handlers would write from the reader goroutine.
 	conn.SetPingHandler(func(data string) error {
@@ -270,10 +277,18 @@ func (c *Client) count(f func(*Stats)) {
 	}
 }
 
+// startWriterLocked hands c to the flusher when it has frames to write and
+// no writer: the flusher's few goroutines write for every socket whose
+// peer keeps up, so a delivery costs no goroutine start. A connection
+// without a file descriptor gets its own writeLoop.
 func (c *Client) startWriterLocked() {
 	if !c.writing && (!c.held || c.closing) {
 		c.writing = true
-		go c.writeLoop()
+		if c.rc != nil {
+			flush.push(c)
+		} else {
+			go c.writeLoop(nil, nil, false)
+		}
 	}
 }
 
@@ -312,60 +327,174 @@ func (c *Client) Close(r CloseReason) {
 	time.AfterFunc(c.cfg.CloseGrace+c.cfg.WriteTimeout, func() { c.raw.Close() })
 }
 
-// writeLoop is the only goroutine that writes frames: it takes the whole
-// queue and sends it with writeBatch, until the queue is empty.
-func (c *Client) writeLoop() {
-	// Let every goroutine that is ready to run (other senders' read loops)
-	// go first: whatever they publish meanwhile joins this batch. Under
-	// load that turns many small writes into one writev; when the process
-	// is idle, Gosched returns at once and costs no latency.
-	runtime.Gosched()
-	for {
-		c.mu.Lock()
-		batch := c.queue
-		if len(batch) == 0 || c.held && !c.closing {
-			c.writing = false
-			c.mu.Unlock()
+// takeBatch takes the whole queue for the writer; ok is false, and c no
+// longer has a writer, when there is nothing to write (or Hold is in
+// effect). blocking says the writer may block in the write: only then is
+// a full queue a slow peer's (see enqueue).
+func (c *Client) takeBatch(blocking bool) (batch [][]byte, closing, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	batch = c.queue
+	if len(batch) == 0 || c.held && !c.closing {
+		c.writing = false
+		return nil, false, false
+	}
+	c.queue = nil
+	c.inWrite = blocking
+	return batch, c.closing, true
+}
+
+// endBatch records that batch was written (or failed with err) and
+// reports whether writing goes on: a failed write or a sent close frame
+// ends it for good.
+func (c *Client) endBatch(batch [][]byte, closing bool, err error) bool {
+	c.mu.Lock()
+	c.inWrite = false
+	clear(batch)
+	if c.spare == nil && cap(batch) <= maxSpare {
+		c.spare = batch[:0]
+	}
+	if err != nil || closing {
+		// A failed write or a sent close frame ends all writing; the
+		// reader sees the connection go and cleans up.
+		c.closing = true
+		c.queue = nil
+		c.writing = false
+		if c.closeSent != nil {
+			close(c.closeSent)
+			c.closeSent = nil
+		}
+		c.mu.Unlock()
+		if err != nil {
+			c.raw.Close()
+		}
+		return false
+	}
+	c.mu.Unlock()
+	return true
+}
+
+// writeLoop writes c's queue, batch after batch, until it is empty,
+// blocking in the write when the peer does not read (up to WriteTimeout).
+// The flusher starts it with the unwritten rest of a batch (rest, or the
+// whole batch when rest is nil) when a write would block; without a file
+// descriptor it is c's only writer.
+func (c *Client) writeLoop(rest []byte, batch [][]byte, closing bool) {
+	if batch == nil {
+		// Let every goroutine that is ready to run (other senders' read
+		// loops) go first: whatever they publish meanwhile joins this
+		// batch. When the process is idle, Gosched returns at once.
+		runtime.Gosched()
+	} else {
+		c.extendWriteDeadline()
+		var err error
+		if rest != nil {
+			_, err = c.raw.Write(rest)
+		} else {
+			err = c.writeBatch(batch)
+		}
+		if !c.endBatch(batch, closing, err) {
 			return
 		}
-		c.queue = nil
-		closing := c.closing
+	}
+	for {
+		batch, closing, ok := c.takeBatch(true)
+		if !ok {
+			return
+		}
+		c.extendWriteDeadline()
+		if !c.endBatch(batch, closing, c.writeBatch(batch)) {
+			return
+		}
+	}
+}
+
+// extendWriteDeadline keeps a blocking write from waiting longer than
+// WriteTimeout. Moving the deadline costs a timer update: it is done only
+// once half of WriteTimeout has been used, so no write waits longer than
+// WriteTimeout and at least half of it.
+func (c *Client) extendWriteDeadline() {
+	if now := time.Now(); now.After(c.deadline.Add(-c.cfg.WriteTimeout / 2)) {
+		c.deadline = now.Add(c.cfg.WriteTimeout)
+		c.raw.SetWriteDeadline(c.deadline)
+	}
+}
+
+// flushOnce is the flusher's turn at c (c's writer is the flusher): it
+// writes c's queue without blocking and reports whether c has more to
+// write, in which case it stays c's writer and c goes back in line. What a
+// full socket buffer (or an expired write deadline) keeps from being
+// written goes to a writeLoop goroutine that may block: a slow peer never
+// holds the flusher up.
+func (c *Client) flushOnce() (more bool) {
+	batch, closing, ok := c.takeBatch(false)
+	if !ok {
+		return false
+	}
+	size := 0
+	for _, f := range batch {
+		size += len(f)
+	}
+	if size > writeBufferSize {
+		go c.writeLoop(nil, batch, closing)
+		return false
+	}
+	bp := writeBuffers.Get().(*[]byte)
+	buf := (*bp)[:0]
+	for _, f := range batch {
+		buf = append(buf, f...)
+	}
+	n, err := c.tryWrite(buf)
+	if n < len(buf) && (err == nil || errors.Is(err, os.ErrDeadlineExceeded)) {
+		// The socket buffer is full: the rest waits for the peer on a
+		// goroutine of its own, which counts as being stuck in a write.
+		rest := bytes.Clone(buf[n:])
+		*bp = buf[:0]
+		writeBuffers.Put(bp)
+		c.mu.Lock()
 		c.inWrite = true
 		c.mu.Unlock()
-
-		// Moving the deadline costs a timer update: do it only once half
-		// of WriteTimeout has been used, so no write waits longer than
-		// WriteTimeout and at least half of it.
-		if now := time.Now(); now.After(c.deadline.Add(-c.cfg.WriteTimeout / 2)) {
-			c.deadline = now.Add(c.cfg.WriteTimeout)
-			c.raw.SetWriteDeadline(c.deadline)
-		}
-		err := c.writeBatch(batch)
-
-		c.mu.Lock()
-		c.inWrite = false
-		clear(batch)
-		if c.spare == nil && cap(batch) <= maxSpare {
-			c.spare = batch[:0]
-		}
-		if err != nil || closing {
-			// A failed write or a sent close frame ends all writing; the
-			// reader sees the connection go and cleans up.
-			c.closing = true
-			c.queue = nil
-			c.writing = false
-			if c.closeSent != nil {
-				close(c.closeSent)
-				c.closeSent = nil
-			}
-			c.mu.Unlock()
-			if err != nil {
-				c.raw.Close()
-			}
-			return
-		}
-		c.mu.Unlock()
+		go c.writeLoop(rest, batch, closing)
+		return false
 	}
+	*bp = buf[:0]
+	writeBuffers.Put(bp)
+	if !c.endBatch(batch, closing, err) {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) == 0 || c.held && !c.closing {
+		c.writing = false
+		return false
+	}
+	return true
+}
+
+// tryWrite writes b to the socket as far as it goes without waiting: n <
+// len(b) with a nil error means the socket buffer is full.
+func (c *Client) tryWrite(b []byte) (n int, err error) {
+	var werr error
+	err = c.rc.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			m, e := syscall.Write(int(fd), b[n:])
+			switch {
+			case e == syscall.EINTR:
+				continue
+			case e == syscall.EAGAIN:
+				return true
+			case e != nil:
+				werr = e
+				return true
+			}
+			n += m
+		}
+		return true
+	})
+	if err == nil {
+		err = werr
+	}
+	return n, err
 }
 
 func (c *Client) extendDeadline() error {
