@@ -14,7 +14,8 @@
 #   PUB_REPS=2       old/new pairs per workload
 #   PUB_DURATION=10s how long the clients send in each run
 #   PUB_OLD=312c245  the old commit
-#   BENCH_PPROF=1    also save a CPU profile (8 s, from 2 s into the run)
+#   PUB_SQLITE=0     skip the SQLite runs (PostgreSQL only)
+#   BENCH_PPROF=1    also save a CPU profile (6 s, from 2 s after the start)
 #                    of each current server (OUT/<label>.server.cpu.pprof)
 #
 # Sourced by bench.sh, whose globals and functions it uses (OUT, BIN, ROOT,
@@ -38,7 +39,7 @@ publish_build_old() {
 # publish_one LABEL KIND WHICH DB: a fresh server (WHICH old or new) on DB
 # (sqlite or a PostgreSQL URL), one wsbench publish run, server stopped.
 publish_one() {
-  local label=$1 kind=$2 which=$3 db=$4 bin=$BIN/switchboard url pprof="" dbdir
+  local label=$1 kind=$2 which=$3 db=$4 bin=$BIN/switchboard url pprof="" dbdir prof=""
   [ "$which" = old ] && bin=$BIN/switchboard-old
   if [ "$db" = sqlite ]; then
     dbdir="$OUT/pubdb-$label"
@@ -53,12 +54,14 @@ publish_one() {
   ref_start "$label" env -u REDIS_URL DATABASE_URL="$url" JWT_SECRET="$SECRET" PUBLISH_API_KEY="$API_KEY" \
     ${pprof:+PPROF_ADDR=127.0.0.1:$pprof} taskset -c 0 "$bin"
   if [ -n "$pprof" ]; then
-    (sleep 3; curl -s -o "$OUT/$label.server.cpu.pprof" "http://127.0.0.1:$pprof/debug/pprof/profile?seconds=8") &
+    (sleep 2; curl -s -o "$OUT/$label.server.cpu.pprof" "http://127.0.0.1:$pprof/debug/pprof/profile?seconds=6") &
+    prof=$!
   fi
   BENCH_DB=$url bench "$label" publish -kind "$kind" -clients 8 -subscribers 10 -duration "$PUB_DURATION" -timeout 5m
   echo "$which $(if [ "$which" = old ]; then echo "$PUB_OLD"; else commit_of_tree; fi)" >"$OUT/$label.commit"
   stop_servers
-  wait 2>/dev/null || true
+  # Only the profile's curl: a bare wait would also wait for PostgreSQL.
+  [ -z "$prof" ] || wait "$prof" 2>/dev/null || true
 }
 
 # publish_set SUFFIX DB: P1 and P2, old and new alternating, PUB_REPS times.
@@ -80,7 +83,7 @@ publish_set() {
 publish_runs() {
   wanted P1 || return 0
   publish_build_old
-  publish_set "" sqlite
+  if [ "${PUB_SQLITE:-1}" = 1 ]; then publish_set "" sqlite; fi
   if [ "${BENCH_PG:-1}" = 0 ]; then
     log "P1-pg, P2-pg: skipped (BENCH_PG=0)"
   elif ! sb_find_pg_bin || ! command -v psql >/dev/null 2>&1; then
