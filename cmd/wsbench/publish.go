@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"runtime/pprof"
@@ -195,7 +196,7 @@ type pubSub struct {
 	first   uint64
 	version uint64
 	value   []byte
-	closing atomic.Bool // closeSubs began: a read error now is the end
+	closing atomic.Bool // the run is over and we close: a read error now is the end
 	got     int64
 	dups    int64
 	ooo     int64
@@ -424,8 +425,18 @@ func publishBench(ctx context.Context, cfg publishConfig, stderr io.Writer) (*pu
 		}
 	}
 	res.TimedOut = ctx.Err() != nil
-	closeSubs(subs)
+	// Each reader is the only one reading its socket: send the close
+	// frames, let the readers see the server's answer (or a deadline),
+	// then close.
+	for _, s := range subs {
+		s.closing.Store(true)
+		s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bench done"), time.Now().Add(2*time.Second))
+		s.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	}
 	rwg.Wait()
+	for _, s := range subs {
+		s.conn.Close()
+	}
 
 	for _, s := range subs {
 		res.Delivered += s.got
@@ -561,10 +572,10 @@ func (s *pubSub) complete(kind string, sent []int, last uint64) bool {
 	return true
 }
 
+// closeSubs closes subscribers whose readers have not started.
 func closeSubs(subs []*pubSub) {
 	forEach(context.Background(), len(subs), 64, func(i int) {
 		if subs[i] != nil {
-			subs[i].closing.Store(true)
 			politeClose(subs[i].conn)
 		}
 	})
@@ -664,8 +675,7 @@ func (h *httpConn) do(method, path, key string, body []byte, want int) ([]byte, 
 }
 
 // roundTrip writes h.req and reads the response: status line, headers
-// (Content-Length is required: the server answers small bodies with it),
-// body.
+// (Content-Length, or chunked for answers flushed early), body.
 func (h *httpConn) roundTrip() (int, []byte, error) {
 	if _, err := h.conn.Write(h.req); err != nil {
 		return 0, nil, err
@@ -682,7 +692,7 @@ func (h *httpConn) roundTrip() (int, []byte, error) {
 	if !ok {
 		return 0, nil, fmt.Errorf("bad status line %q", truncate(string(line), 80))
 	}
-	length, closing := int64(-1), false
+	length, closing, chunked := int64(-1), false, false
 	for {
 		line, err := h.br.ReadSlice('\n')
 		if err != nil {
@@ -701,12 +711,23 @@ func (h *httpConn) roundTrip() (int, []byte, error) {
 			}
 		case bytes.EqualFold(name, []byte("Connection")) && bytes.EqualFold(value, []byte("close")):
 			closing = true
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			return 0, nil, errors.New("chunked response: want Content-Length")
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")) && bytes.EqualFold(value, []byte("chunked")):
+			chunked = true
 		}
 	}
+	if chunked { // some error answers are flushed before they end
+		body, err := io.ReadAll(io.LimitReader(httputil.NewChunkedReader(h.br), 1<<20))
+		if err != nil {
+			return 0, nil, err
+		}
+		if closing {
+			h.close()
+		}
+		h.body = append(h.body[:0], body...)
+		return int(status), h.body, nil
+	}
 	if length < 0 {
-		return 0, nil, errors.New("response without Content-Length")
+		return 0, nil, errors.New("response without Content-Length or chunked encoding")
 	}
 	if int64(cap(h.body)) < length {
 		h.body = make([]byte, length)
