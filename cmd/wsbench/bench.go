@@ -160,11 +160,7 @@ func bench(ctx context.Context, cfg config, stderr io.Writer) (*result, error) {
 	defer cancel()
 	started := time.Now()
 	stderr = &syncWriter{w: stderr} // workers' stderr copiers share it
-	logf := func(format string, args ...any) {
-		if !cfg.Quiet {
-			fmt.Fprintf(stderr, "wsbench: "+format+"\n", args...)
-		}
-	}
+	logf := progressLog(cfg.Quiet, stderr)
 
 	tg, err := checkTargets(ctx, cfg)
 	if err != nil {
@@ -247,11 +243,7 @@ func memberTokens(ctx context.Context, cfg config, lay *layout, logf func(string
 		}
 	}
 	logf("preparing %d users", len(names))
-	users, target, err := ensureUsers(ctx, cfg.DB, names)
-	if err != nil {
-		return nil, err
-	}
-	secret, err := loadSecret(cfg.JWTSecret, target)
+	users, secret, err := usersAndSecret(ctx, cfg.DB, cfg.JWTSecret, names)
 	if err != nil {
 		return nil, err
 	}

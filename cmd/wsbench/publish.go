@@ -218,11 +218,7 @@ func publishBench(ctx context.Context, cfg publishConfig, stderr io.Writer) (*pu
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	started := time.Now()
-	logf := func(format string, args ...any) {
-		if !cfg.Quiet {
-			fmt.Fprintf(stderr, "wsbench: "+format+"\n", args...)
-		}
-	}
+	logf := progressLog(cfg.Quiet, stderr)
 	httpURL, wsURL, v4, err := checkLoopback(ctx, cfg.URL)
 	if err != nil {
 		return nil, err
@@ -248,16 +244,9 @@ func publishBench(ctx context.Context, cfg publishConfig, stderr io.Writer) (*pu
 	// Subscribers.
 	subs := make([]*pubSub, cfg.Subscribers)
 	if cfg.Subscribers > 0 {
-		names := make([]string, cfg.Subscribers)
-		for i := range names {
-			names[i] = fmt.Sprintf("%s%06d", cfg.Prefix, i+1)
-		}
+		names := memberNames(cfg.Prefix, cfg.Subscribers)
 		logf("preparing %d subscribers", len(names))
-		users, target, err := ensureUsers(ctx, cfg.DB, names)
-		if err != nil {
-			return res, err
-		}
-		secret, err := loadSecret(cfg.JWTSecret, target)
+		users, secret, err := usersAndSecret(ctx, cfg.DB, cfg.JWTSecret, names)
 		if err != nil {
 			return res, err
 		}

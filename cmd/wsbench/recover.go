@@ -204,11 +204,7 @@ func recoverBench(ctx context.Context, cfg recoverConfig, stderr io.Writer) (*re
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	started := time.Now()
-	logf := func(format string, args ...any) {
-		if !cfg.Quiet {
-			fmt.Fprintf(stderr, "wsbench: "+format+"\n", args...)
-		}
-	}
+	logf := progressLog(cfg.Quiet, stderr)
 	httpURL, wsURL, v4, err := checkLoopback(ctx, cfg.URL)
 	if err != nil {
 		return nil, err
@@ -218,17 +214,9 @@ func recoverBench(ctx context.Context, cfg recoverConfig, stderr io.Writer) (*re
 			return nil, err
 		}
 	}
-	names := make([]string, cfg.N+1)
-	for i := range cfg.N {
-		names[i] = fmt.Sprintf("%s%06d", cfg.Prefix, i+1)
-	}
-	names[cfg.N] = cfg.Prefix + "sender"
+	names := append(memberNames(cfg.Prefix, cfg.N), cfg.Prefix+"sender")
 	logf("preparing %d users", len(names))
-	users, target, err := ensureUsers(ctx, cfg.DB, names)
-	if err != nil {
-		return nil, err
-	}
-	secret, err := loadSecret(cfg.JWTSecret, target)
+	users, secret, err := usersAndSecret(ctx, cfg.DB, cfg.JWTSecret, names)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"net"
@@ -374,4 +375,40 @@ func loadSecret(flagValue string, target models.Target) ([]byte, error) {
 func mintToken(secret []byte, u benchUser, username string, now time.Time, ttl time.Duration) (string, error) {
 	return middleware.SignToken(secret, middleware.Claims{UserID: u.ID, Username: username,
 		Exp: now.Add(ttl), OrigIat: now, Version: u.TokenVersion})
+}
+
+// usersAndSecret creates the named users where missing (ensureUsers) and
+// returns their ids and token versions with the server's secret
+// (loadSecret), what every scenario needs to sign its members' tokens.
+func usersAndSecret(ctx context.Context, dbURL, jwtSecret string, names []string) (map[string]benchUser, []byte, error) {
+	users, target, err := ensureUsers(ctx, dbURL, names)
+	if err != nil {
+		return nil, nil, err
+	}
+	secret, err := loadSecret(jwtSecret, target)
+	if err != nil {
+		return nil, nil, err
+	}
+	return users, secret, nil
+}
+
+// memberNames returns the n member names of a run: prefix000001 to
+// prefix plus n in six digits (the first letter of the prefix picks the
+// chat group).
+func memberNames(prefix string, n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s%06d", prefix, i+1)
+	}
+	return names
+}
+
+// progressLog returns the "wsbench: …" progress logger on w, silent with
+// -q (quiet).
+func progressLog(quiet bool, w io.Writer) func(format string, args ...any) {
+	return func(format string, args ...any) {
+		if !quiet {
+			fmt.Fprintf(w, "wsbench: "+format+"\n", args...)
+		}
+	}
 }

@@ -823,11 +823,7 @@ func stormBench(ctx context.Context, cfg stormConfig, stderr io.Writer) (*stormR
 	defer cancel()
 	started := time.Now()
 	stderr = &syncWriter{w: stderr}
-	logf := func(format string, args ...any) {
-		if !cfg.Quiet {
-			fmt.Fprintf(stderr, "wsbench: "+format+"\n", args...)
-		}
-	}
+	logf := progressLog(cfg.Quiet, stderr)
 	httpURL, wsURL, v4, err := checkLoopback(ctx, cfg.URL)
 	if err != nil {
 		return nil, err
@@ -835,16 +831,9 @@ func stormBench(ctx context.Context, cfg stormConfig, stderr io.Writer) (*stormR
 	if _, err := readProc(cfg.ServerPID); err != nil {
 		return nil, err
 	}
-	names := make([]string, cfg.N)
-	for i := range names {
-		names[i] = fmt.Sprintf("%s%06d", cfg.Prefix, i+1)
-	}
+	names := memberNames(cfg.Prefix, cfg.N)
 	logf("preparing %d users", len(names))
-	users, target, err := ensureUsers(ctx, cfg.DB, names)
-	if err != nil {
-		return nil, err
-	}
-	secret, err := loadSecret(cfg.JWTSecret, target)
+	users, secret, err := usersAndSecret(ctx, cfg.DB, cfg.JWTSecret, names)
 	if err != nil {
 		return nil, err
 	}
