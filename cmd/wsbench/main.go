@@ -279,17 +279,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	if cfg.CPUProfile != "" {
-		f, err := os.Create(cfg.CPUProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(cfg.CPUProfile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	res, err := bench(ctx, cfg, stderr)
 	if res != nil {
 		printResult(stdout, res)
@@ -303,3 +297,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // errNotOK is run's error when the run finished but something failed:
 // a connection, a message, or the deadline.
 var errNotOK = errors.New("run not ok: see the table above")
+
+// startCPUProfile writes a CPU profile of wsbench itself to path (-cpuprofile)
+// until stop is called; with an empty path it does nothing.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
