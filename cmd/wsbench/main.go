@@ -272,22 +272,47 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && args[0] == "history" {
 		return historyMarkdown(args[1:], stdout)
 	}
-	cfg, err := parseFlags(args, getenv, stderr)
+	return scenario[config, result]{
+		parse:   parseFlags,
+		profile: func(c config) string { return c.CPUProfile },
+		bench:   bench,
+		print:   printResult,
+		ok:      func(r *result) bool { return r.OK },
+	}.run(ctx, args, getenv, stdout, stderr)
+}
+
+// scenario is what differs between wsbench's runs (idle/fanout, publish,
+// recover, storm): run does the rest the same way for each.
+type scenario[C, R any] struct {
+	parse   func(args []string, getenv func(string) string, stderr io.Writer) (C, error)
+	profile func(C) string // the -cpuprofile path; nil where the run has no such flag
+	bench   func(ctx context.Context, cfg C, stderr io.Writer) (*R, error)
+	print   func(io.Writer, *R)
+	ok      func(*R) bool
+}
+
+// run parses the flags (-h prints them and ends here), runs the bench under
+// the CPU profile asked for, prints whatever result it got, and turns a
+// finished run that was not ok into errNotOK, so the exit status says it.
+func (s scenario[C, R]) run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := s.parse(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	stop, err := startCPUProfile(cfg.CPUProfile)
-	if err != nil {
-		return err
+	if s.profile != nil {
+		stop, err := startCPUProfile(s.profile(cfg))
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
-	defer stop()
-	res, err := bench(ctx, cfg, stderr)
+	res, err := s.bench(ctx, cfg, stderr)
 	if res != nil {
-		printResult(stdout, res)
-		if err == nil && !res.OK {
+		s.print(stdout, res)
+		if err == nil && !s.ok(res) {
 			err = errNotOK
 		}
 	}

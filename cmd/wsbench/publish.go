@@ -156,26 +156,13 @@ func publishRun(ctx context.Context, args []string, getenv func(string) string, 
 	if len(args) > 0 && args[0] == "markdown" {
 		return publishMarkdown(args[1:], stdout)
 	}
-	cfg, err := parsePublishFlags(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	stop, err := startCPUProfile(cfg.CPUProfile)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	res, err := publishBench(ctx, cfg, stderr)
-	if res != nil {
-		printPublish(stdout, res)
-		if err == nil && !res.OK {
-			err = errNotOK
-		}
-	}
-	return err
+	return scenario[publishConfig, publishResult]{
+		parse:   parsePublishFlags,
+		profile: func(c publishConfig) string { return c.CPUProfile },
+		bench:   publishBench,
+		print:   printPublish,
+		ok:      func(r *publishResult) bool { return r.OK },
+	}.run(ctx, args, getenv, stdout, stderr)
 }
 
 // pubSub is one subscriber's view of the run.

@@ -114,21 +114,12 @@ type recoverResult struct {
 
 // recoverRun is `wsbench recover …`.
 func recoverRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := parseRecoverFlags(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	res, err := recoverBench(ctx, cfg, stderr)
-	if res != nil {
-		printRecover(stdout, res)
-		if err == nil && !res.OK {
-			err = errNotOK
-		}
-	}
-	return err
+	return scenario[recoverConfig, recoverResult]{
+		parse: parseRecoverFlags,
+		bench: recoverBench,
+		print: printRecover,
+		ok:    func(r *recoverResult) bool { return r.OK },
+	}.run(ctx, args, getenv, stdout, stderr)
 }
 
 // chatFrame is what the storm reads of a server frame.

@@ -220,21 +220,12 @@ func stormRun(ctx context.Context, args []string, getenv func(string) string, st
 	if len(args) > 0 && args[0] == "markdown" {
 		return stormMarkdown(args[1:], stdout)
 	}
-	cfg, err := parseStormFlags(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	res, err := stormBench(ctx, cfg, stderr)
-	if res != nil {
-		printStorm(stdout, res)
-		if err == nil && !res.OK {
-			err = errNotOK
-		}
-	}
-	return err
+	return scenario[stormConfig, stormResult]{
+		parse: parseStormFlags,
+		bench: stormBench,
+		print: printStorm,
+		ok:    func(r *stormResult) bool { return r.OK },
+	}.run(ctx, args, getenv, stdout, stderr)
 }
 
 // Storm worker events (worker → coordinator).
