@@ -54,19 +54,14 @@ type publishConfig struct {
 	APIKey      string
 	Prefix      string // subscribers' usernames; the group is chat-<first character>
 	Key         string // status key
-	ServerPID   int
-	DB          string
-	JWTSecret   string
-	Timeout     time.Duration
-	Quiet       bool
 	CPUProfile  string
+	serverFlags
 }
 
 func parsePublishFlags(args []string, getenv func(string) string, stderr io.Writer) (publishConfig, error) {
 	var c publishConfig
 	fs := flag.NewFlagSet("wsbench publish", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8000", "server base URL, loopback only")
 	fs.StringVar(&c.Kind, "kind", "group", "group (POST /api/groups/{g}/messages) or status (PUT /api/status/{key})")
 	fs.IntVar(&c.Clients, "clients", 8, "concurrent HTTP clients (keep-alive), each with one request in flight")
 	fs.IntVar(&c.Subscribers, "subscribers", 10, "sockets that receive the publishes (members of the group, or status subscribers)")
@@ -74,11 +69,7 @@ func parsePublishFlags(args []string, getenv func(string) string, stderr io.Writ
 	fs.StringVar(&c.APIKey, "api-key", getenv("PUBLISH_API_KEY"), "publish API key (default $PUBLISH_API_KEY)")
 	fs.StringVar(&c.Prefix, "prefix", "p", "subscribers' username prefix; its first character names the group (chat-p)")
 	fs.StringVar(&c.Key, "key", "wsbench", "status key (kind status)")
-	fs.IntVar(&c.ServerPID, "server-pid", 0, "server process id, for its CPU per request")
-	fs.StringVar(&c.DB, "db", getenv("DATABASE_URL"), "server's DATABASE_URL (default $DATABASE_URL; empty: embedded SQLite switchboard.db)")
-	fs.StringVar(&c.JWTSecret, "jwt-secret", getenv("JWT_SECRET"), "server's JWT secret (default $JWT_SECRET)")
-	fs.DurationVar(&c.Timeout, "timeout", 5*time.Minute, "hard limit for the whole run")
-	fs.BoolVar(&c.Quiet, "q", false, "no progress lines on stderr")
+	c.serverFlags.register(fs, getenv, "server process id, for its CPU per request", 5*time.Minute)
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write this process's CPU profile here")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -198,14 +189,9 @@ func publishBench(ctx context.Context, cfg publishConfig, stderr io.Writer) (*pu
 	defer cancel()
 	started := time.Now()
 	logf := progressLog(cfg.Quiet, stderr)
-	httpURL, wsURL, v4, err := checkLoopback(ctx, cfg.URL)
+	httpURL, wsURL, v4, err := cfg.check(ctx)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.ServerPID > 0 {
-		if _, err := readProc(cfg.ServerPID); err != nil {
-			return nil, err
-		}
 	}
 	group := "chat-" + string([]rune(cfg.Prefix)[:1])
 	res := &publishResult{Scenario: "publish", Kind: cfg.Kind, URL: httpURL, Clients: cfg.Clients,

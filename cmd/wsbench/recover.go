@@ -30,32 +30,22 @@ import (
 
 // recoverConfig is the recover scenario's command line.
 type recoverConfig struct {
-	URL       string
-	N         int
-	Missed    int
-	Conc      int // storm dials in flight; 0: all at once
-	Prefix    string
-	ServerPID int
-	DB        string
-	JWTSecret string
-	Timeout   time.Duration
-	Quiet     bool
+	N      int
+	Missed int
+	Conc   int // storm dials in flight; 0: all at once
+	Prefix string
+	serverFlags
 }
 
 func parseRecoverFlags(args []string, getenv func(string) string, stderr io.Writer) (recoverConfig, error) {
 	var c recoverConfig
 	fs := flag.NewFlagSet("wsbench recover", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8000", "server base URL, loopback only")
 	fs.IntVar(&c.N, "n", 5000, "members that disconnect and reconnect together")
 	fs.IntVar(&c.Missed, "missed", 100, "messages sent to the group while they are away")
 	fs.IntVar(&c.Conc, "conc", 0, "reconnects in flight at once (0: every member at once)")
 	fs.StringVar(&c.Prefix, "prefix", "r", "username prefix; its first character names the group (chat-r)")
-	fs.IntVar(&c.ServerPID, "server-pid", 0, "server process id, for its CPU during the storm")
-	fs.StringVar(&c.DB, "db", getenv("DATABASE_URL"), "server's DATABASE_URL (default $DATABASE_URL; empty: embedded SQLite switchboard.db)")
-	fs.StringVar(&c.JWTSecret, "jwt-secret", getenv("JWT_SECRET"), "server's JWT secret (default $JWT_SECRET)")
-	fs.DurationVar(&c.Timeout, "timeout", 10*time.Minute, "hard limit for the whole run")
-	fs.BoolVar(&c.Quiet, "q", false, "no progress lines on stderr")
+	c.serverFlags.register(fs, getenv, "server process id, for its CPU during the storm", 10*time.Minute)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -196,14 +186,9 @@ func recoverBench(ctx context.Context, cfg recoverConfig, stderr io.Writer) (*re
 	defer cancel()
 	started := time.Now()
 	logf := progressLog(cfg.Quiet, stderr)
-	httpURL, wsURL, v4, err := checkLoopback(ctx, cfg.URL)
+	httpURL, wsURL, v4, err := cfg.check(ctx)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.ServerPID > 0 {
-		if _, err := readProc(cfg.ServerPID); err != nil {
-			return nil, err
-		}
 	}
 	names := append(memberNames(cfg.Prefix, cfg.N), cfg.Prefix+"sender")
 	logf("preparing %d users", len(names))

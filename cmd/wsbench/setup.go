@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -213,6 +214,44 @@ func (c *config) userOf(i int) int {
 // sourceAddr is the k-th client source address: 127.0.0.2, 127.0.0.3, …
 // Each gives its own ~28,000 ephemeral ports towards one server.
 func sourceAddr(k int) string { return fmt.Sprintf("127.0.0.%d", 2+k) }
+
+// serverFlags name the one server a publish, recover or storm run works
+// on, and how to mint tokens it accepts.
+type serverFlags struct {
+	URL       string
+	ServerPID int
+	DB        string
+	JWTSecret string
+	Timeout   time.Duration
+	Quiet     bool
+}
+
+// register adds -url, -server-pid (pidUse says what the run reads of it),
+// -db, -jwt-secret, -timeout and -q to set.
+func (f *serverFlags) register(set *flag.FlagSet, getenv func(string) string, pidUse string, timeout time.Duration) {
+	set.StringVar(&f.URL, "url", "http://127.0.0.1:8000", "server base URL, loopback only")
+	set.IntVar(&f.ServerPID, "server-pid", 0, pidUse)
+	set.StringVar(&f.DB, "db", getenv("DATABASE_URL"), "server's DATABASE_URL (default $DATABASE_URL; empty: embedded SQLite switchboard.db)")
+	set.StringVar(&f.JWTSecret, "jwt-secret", getenv("JWT_SECRET"), "server's JWT secret (default $JWT_SECRET, else the embedded mode's <sqlite>.jwt-secret file)")
+	set.DurationVar(&f.Timeout, "timeout", timeout, "hard limit for the whole run")
+	set.BoolVar(&f.Quiet, "q", false, "no progress lines on stderr")
+}
+
+// check refuses a server that is not on loopback or, with -server-pid, a
+// process this machine does not have, and gives the server's HTTP and
+// WebSocket base URLs.
+func (f serverFlags) check(ctx context.Context) (httpBase, wsBase string, v4 bool, err error) {
+	httpBase, wsBase, v4, err = checkLoopback(ctx, f.URL)
+	if err != nil {
+		return "", "", false, err
+	}
+	if f.ServerPID > 0 {
+		if _, err := readProc(f.ServerPID); err != nil {
+			return "", "", false, err
+		}
+	}
+	return httpBase, wsBase, v4, nil
+}
 
 // checkLoopback resolves raw (an http or ws URL) and refuses anything but
 // a loopback server. It returns the http and ws base URLs with the host

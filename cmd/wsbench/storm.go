@@ -51,22 +51,17 @@ import (
 
 // stormConfig is the storm scenario's command line.
 type stormConfig struct {
-	URL        string
 	N          int
 	Missed     int
 	Procs      int
 	Sources    int
 	Conc       int
 	Prefix     string
-	ServerPID  int
 	RestartCmd string
 	APIKey     string
 	RefRate    float64
 	CheckToken bool
-	DB         string
-	JWTSecret  string
-	Timeout    time.Duration
-	Quiet      bool
+	serverFlags
 }
 
 // stormProcSockets is how many sockets one worker process holds by
@@ -78,22 +73,17 @@ func parseStormFlags(args []string, getenv func(string) string, stderr io.Writer
 	var c stormConfig
 	fs := flag.NewFlagSet("wsbench storm", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8000", "server base URL, loopback only")
 	fs.IntVar(&c.N, "n", 15000, "members of one group, all cut at once")
 	fs.IntVar(&c.Missed, "missed", 100, "messages published to the group just before the cut")
 	fs.IntVar(&c.Procs, "procs", 0, "worker processes holding the sockets (default: one per 7,500 sockets)")
 	fs.IntVar(&c.Sources, "sources", 0, "loopback source addresses 127.0.0.2, .3, … (default: one per 5,000 sockets)")
 	fs.IntVar(&c.Conc, "conc", 64, "first connects in flight per process (the reconnects are not limited: every member has its own timer)")
 	fs.StringVar(&c.Prefix, "prefix", "s", "username prefix; its first character names the group (chat-s)")
-	fs.IntVar(&c.ServerPID, "server-pid", 0, "the server to kill (SIGKILL) at the cut")
 	fs.StringVar(&c.RestartCmd, "restart-cmd", "", "shell command that starts the server again on the same address in the background and prints its process id")
 	fs.StringVar(&c.APIKey, "api-key", getenv("PUBLISH_API_KEY"), "publish API key (default $PUBLISH_API_KEY)")
 	fs.Float64Var(&c.RefRate, "ref-rate", 0, "W1's connects/s at this many sockets, measured in the same run: the target is all back within n / rate × 1.5 s")
 	fs.BoolVar(&c.CheckToken, "check-token", true, "after a failed handshake ask GET /api/users/me whether the token is good before retrying, as the page does")
-	fs.StringVar(&c.DB, "db", getenv("DATABASE_URL"), "server's DATABASE_URL (default $DATABASE_URL; empty: embedded SQLite switchboard.db)")
-	fs.StringVar(&c.JWTSecret, "jwt-secret", getenv("JWT_SECRET"), "server's JWT secret (default $JWT_SECRET)")
-	fs.DurationVar(&c.Timeout, "timeout", 10*time.Minute, "hard limit for the whole run")
-	fs.BoolVar(&c.Quiet, "q", false, "no progress lines on stderr")
+	c.serverFlags.register(fs, getenv, "the server to kill (SIGKILL) at the cut", 10*time.Minute)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -815,11 +805,8 @@ func stormBench(ctx context.Context, cfg stormConfig, stderr io.Writer) (*stormR
 	started := time.Now()
 	stderr = &syncWriter{w: stderr}
 	logf := progressLog(cfg.Quiet, stderr)
-	httpURL, wsURL, v4, err := checkLoopback(ctx, cfg.URL)
+	httpURL, wsURL, v4, err := cfg.check(ctx)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := readProc(cfg.ServerPID); err != nil {
 		return nil, err
 	}
 	names := memberNames(cfg.Prefix, cfg.N)
