@@ -31,9 +31,10 @@ func newUpgrader(logger *slog.Logger, allowed []string) *websocket.Upgrader {
 		// switchboard.v1 is echoed when the client asks for it (RFC 6455
 		// §4.2.2); without it the legacy protocol is spoken.
 		Subprotocols: []string{ws.Subprotocol},
-		// A small read buffer and no write buffer (our writer sends
-		// prebuilt frames straight to the socket) keep idle sockets cheap.
-		ReadBufferSize:  512,
+		// No write buffer (our writer sends prebuilt frames straight to
+		// the socket) keeps idle sockets cheap. ReadBufferSize stays 0:
+		// ws.Accept gives gorilla a reader of ws.ReadBufferSize (288)
+		// bytes at the hijack, which the idle read loop waits on.
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin: func(r *http.Request) bool {
 			origin := r.Header.Get("Origin")
@@ -76,11 +77,10 @@ type wsDeps struct {
 // close it with 1001. It returns nil when the upgrade failed (the
 // upgrader has answered).
 func (d *wsDeps) accept(c *gin.Context) *ws.Client {
-	conn, err := d.upgrader.Upgrade(c.Writer, c.Request, nil)
+	client, err := ws.Accept(d.upgrader, c.Writer, c.Request, &d.cfg)
 	if err != nil {
 		return nil
 	}
-	client := ws.NewClient(conn, &d.cfg)
 	if err := d.hub.Add(client); err != nil {
 		client.Reject(ws.CloseShutdown)
 		return nil
@@ -125,8 +125,8 @@ func handleChat(d *wsDeps) gin.HandlerFunc {
 // has read it is already a member, and there is no gap or repeat between
 // the replay and the live stream.
 func (d *wsDeps) joinChat(s *session, claims middleware.Claims) bool {
-	u, client := s.user, s.client
-	group := ws.ChatGroup(u.Username)
+	client := s.client
+	group := ws.ChatGroup(client.Username)
 	client.Hold()
 	pos, err := d.hub.JoinGroup(context.Background(), group, client)
 	if err != nil {
@@ -139,7 +139,7 @@ func (d *wsDeps) joinChat(s *session, claims middleware.Claims) bool {
 		}
 		return false
 	}
-	welcome := ws.Welcome{Type: "welcome", User: u.Username, Group: group, Exp: claims.Exp.Unix()}
+	welcome := ws.Welcome{Type: "welcome", User: client.Username, Group: group, Exp: claims.Exp.Unix()}
 	if d.feed != nil {
 		// After the join: a mode switch from now on reaches this socket.
 		mode, n := d.feed.Attach(context.Background(), group)
@@ -160,11 +160,11 @@ func (d *wsDeps) joinChat(s *session, claims middleware.Claims) bool {
 	}
 	// Counted in presence before the welcome goes out (a client that has
 	// read it is listed); its own join frame queues behind the welcome.
-	d.announce(group, u.Username, ws.PresenceJoin)
+	d.announce(group, client.Username, ws.PresenceJoin)
 	first[0] = ws.Encode(welcome)
 	client.SendFirst(first...)
 	client.Release()
-	username := u.Username
+	username := client.Username
 	client.OnFinish = func() {
 		d.announce(group, username, ws.PresenceLeave)
 		if d.feed != nil {
@@ -211,8 +211,8 @@ func (d *wsDeps) recover(group string, pos ws.Position, since, epoch string) [][
 // sendChat publishes one chat message to the sender's group; in
 // switchboard.v1 the sender's own copy carries the id it chose.
 func (d *wsDeps) sendChat(s *session, text, id string) {
-	group := ws.ChatGroup(s.user.Username)
-	m := ws.ChatMessage{Type: "message", Group: group, User: s.user.Username, Text: text, TS: ws.FormatTS(d.now())}
+	group := ws.ChatGroup(s.client.Username)
+	m := ws.ChatMessage{Type: "message", Group: group, User: s.client.Username, Text: text, TS: ws.FormatTS(d.now())}
 	gm := ws.GroupMessage{Group: group, Encode: func(off uint64) []byte {
 		m := m
 		m.Offset = off

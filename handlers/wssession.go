@@ -9,7 +9,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"switchboard/middleware"
-	"switchboard/models"
 	"switchboard/ws"
 )
 
@@ -25,9 +24,8 @@ type session struct {
 	v1      bool
 	serving bool // the read loop has been started (set before it starts)
 	authed  atomic.Bool
-	user    *models.User
 	// query is the upgrade's query string (since and epoch for recovery
-	// always ride there, whatever carries the token).
+	// always ride there, whatever carries the token); nil without them.
 	query map[string]string
 
 	// join makes the authenticated client a member (welcome, group join,
@@ -45,9 +43,11 @@ type session struct {
 // freed while the socket stays open.
 func (s *session) serve(c *gin.Context, token string) {
 	s.v1 = s.client.Subprotocol() == ws.Subprotocol
-	s.query = map[string]string{}
 	for _, k := range []string{"since", "epoch"} {
 		if v, ok := c.GetQuery(k); ok {
+			if s.query == nil {
+				s.query = map[string]string{}
+			}
 			s.query[k] = v
 		}
 	}
@@ -86,8 +86,10 @@ func (s *session) authenticate(ctx context.Context, token string) bool {
 		s.reject(err)
 		return false
 	}
-	s.user = u
-	if !s.setToken(claims, lookedUp) {
+	// The socket keeps the user's id and name (on the client), not the
+	// whole record: every byte an idle socket holds is multiplied by the
+	// sockets a process keeps open.
+	if !s.setToken(u.ID, u.Username, claims, lookedUp) {
 		return false
 	}
 	s.authed.Store(true)
@@ -96,8 +98,8 @@ func (s *session) authenticate(ctx context.Context, token string) bool {
 
 // setToken names the socket's user and token to the hub (which closes it
 // if a revocation arrived since lookedUp) and records the expiry.
-func (s *session) setToken(claims middleware.Claims, lookedUp time.Time) bool {
-	if r, ok := s.d.hub.Identify(s.client, s.user.ID, s.user.Username, claims.Version, lookedUp); !ok {
+func (s *session) setToken(userID int64, username string, claims middleware.Claims, lookedUp time.Time) bool {
+	if r, ok := s.d.hub.Identify(s.client, userID, username, claims.Version, lookedUp); !ok {
 		s.close(r)
 		return false
 	}
@@ -167,14 +169,15 @@ func (s *session) onText(b []byte) {
 func (s *session) refresh(token string) {
 	lookedUp := time.Now()
 	u, claims, err := s.d.auth.AuthenticateSocket(context.Background(), token)
-	if err == nil && u.ID != s.user.ID {
+	if err == nil && u.ID != s.client.UserID {
 		err = &middleware.AuthError{Reason: middleware.ReasonTokenInvalid}
 	}
 	if err != nil {
 		s.reject(err)
 		return
 	}
-	if !s.setToken(claims, lookedUp) {
+	// The name stays the one the socket joined its group with.
+	if !s.setToken(u.ID, s.client.Username, claims, lookedUp) {
 		return
 	}
 	s.client.Send(ws.Encode(ws.Refreshed{Type: "refreshed", Exp: claims.Exp.Unix()}))

@@ -1,10 +1,12 @@
 package ws
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
@@ -65,9 +68,13 @@ func DefaultClientConfig() ClientConfig {
 // connection or those fields itself.
 type Client struct {
 	conn *websocket.Conn
-	raw  net.Conn
-	rc   syscall.RawConn // raw's file descriptor, for writes that must not block; nil if it has none
-	cfg  *ClientConfig   // shared by every client; never written
+	// br is the buffered reader gorilla reads conn through when the
+	// client came from Accept (nil from NewClient): the idle read loop
+	// waits in br.Peek, a shallow call, instead of deep inside gorilla.
+	br  *bufio.Reader
+	raw net.Conn
+	rc  syscall.RawConn // raw's file descriptor, for writes that must not block; nil if it has none
+	cfg *ClientConfig   // shared by every client; never written
 
 	// UserID and Username identify the authenticated user (zero for
 	// /ws/echo/ and before a switchboard.v1 auth frame). Hub.Identify sets
@@ -100,6 +107,55 @@ type Client struct {
 	// before the hub lets Shutdown return (a leave announcement).
 	OnFinish func()
 	stats    *Stats // set by bind; nil for a client outside a hub
+}
+
+// ReadBufferSize is the size of the buffered reader Accept gives each
+// connection, which every idle socket holds: the smallest gorilla takes
+// over (more than 256 bytes) and a Go size class. A frame header fits
+// many times over; a longer message is read through it in more reads.
+const ReadBufferSize = 288
+
+// Accept upgrades the request with u and wraps the connection in a
+// Client whose idle read loop parks on a shallow stack (see Serve).
+// u.ReadBufferSize must be 0: gorilla then reads through the buffered
+// reader Accept hands it at the hijack (ReadBufferSize bytes; gorilla
+// takes a hijacked reader of more than 256 bytes as its own), so the read
+// loop can wait in that reader's Peek, a few frames deep, rather than in
+// gorilla's NextReader. With any other u.ReadBufferSize the client works
+// as one from NewClient. On error the upgrader has answered.
+func Accept(u *websocket.Upgrader, w http.ResponseWriter, r *http.Request, cfg *ClientConfig) (*Client, error) {
+	h := &hijacker{ResponseWriter: w}
+	conn, err := u.Upgrade(h, r, nil)
+	if err != nil {
+		return nil, err
+	}
+	c := NewClient(conn, cfg)
+	if u.ReadBufferSize == 0 {
+		c.br = h.br
+	}
+	return c, nil
+}
+
+// hijacker hands gorilla a buffered reader of ReadBufferSize bytes in
+// place of net/http's 4 KiB one, and keeps it for the Client.
+type hijacker struct {
+	http.ResponseWriter
+	br *bufio.Reader
+}
+
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("websocket: response does not implement http.Hijacker")
+	}
+	conn, brw, err := hj.Hijack()
+	if err != nil || brw.Reader.Buffered() > 0 {
+		// gorilla refuses a client that sent data before the handshake
+		// ended: let it see net/http's reader with those bytes.
+		return conn, brw, err
+	}
+	h.br = bufio.NewReaderSize(conn, ReadBufferSize)
+	return conn, bufio.NewReadWriter(h.br, brw.Writer), nil
 }
 
 // NewClient wraps an upgraded connection. cfg is shared, not copied: every
@@ -556,72 +612,128 @@ var errTooBig = errors.New("message too big")
 // is passed to onText (binary frames to onBinary; nil onBinary refuses
 // them with 1003). A violation closes this client with its code and the
 // loop keeps draining until the peer answers, so the close frame is read
-// before the TCP connection goes. When the peer closes first, Serve waits
-// (at most WriteTimeout) for the echoed close frame to be written. Then it
-// closes the connection and runs OnFinish and the hub's onDone.
+// before the TCP connection goes. When the peer closes first, the loop
+// waits (at most WriteTimeout) for the echoed close frame to be written.
+// Then it closes the connection and runs OnFinish and the hub's onDone.
+//
+// Start it on a goroutine of its own (go c.Serve(...)). The loop may move
+// to a fresh goroutine (see reader.run), so Serve can return while the
+// connection is still open; OnFinish marks the end.
 func (c *Client) Serve(onText func([]byte), onBinary func([]byte)) {
-	defer func() {
-		c.awaitCloseSent()
-		c.raw.Close()
-		if c.OnFinish != nil {
-			c.OnFinish()
+	c.extendDeadline()
+	(&reader{c: c, onText: onText, onBinary: onBinary}).run()
+}
+
+// reader is a read loop's state, handed from goroutine to goroutine.
+type reader struct {
+	c                *Client
+	onText, onBinary func([]byte)
+	limiter          *rate.Limiter // made at the first data frame
+	broken           bool          // a read failed: skip Peek, NextReader reports it
+}
+
+// run reads frames until the connection ends.
+//
+// An idle socket's cost is mostly its parked read goroutine's stack. A
+// goroutine starts with 2 KiB and never gets back below what it grew to
+// (the GC halves a stack only when under a quarter of it is in use).
+// Parked inside gorilla's NextReader, the wait is about a dozen frames
+// deep and, with the read under it, needs more than 2 KiB, so every idle
+// socket held 4 KiB (21 MB of stacks for 5,000, in BENCHMARKS.md);
+// handling a frame (a chat message, an auth frame) grows it further. So, between messages (nothing of the next one read
+// yet), run waits in br.Peek, a few frames deep, and when its stack has
+// been moved (grown, or shrunk by the GC) since it started, it goes on in
+// a fresh goroutine, which starts small, and this one ends: a goroutine
+// start per wake-up that needed more stack, against 2 KiB or more per
+// idle socket.
+func (rd *reader) run() {
+	c := rd.c
+	var anchor byte // its address changes when the runtime moves the stack
+	base := uintptr(unsafe.Pointer(&anchor))
+	for {
+		if c.br != nil && !rd.broken {
+			if uintptr(unsafe.Pointer(&anchor)) != base {
+				go rd.run()
+				return
+			}
+			// gorilla reads through br and has consumed all it took from
+			// it: Peek waits for the next message's first byte. Its error,
+			// if any, comes again from NextReader's read.
+			c.br.Peek(1)
 		}
-		if c.onDone != nil {
-			c.onDone()
+		if !rd.next() {
+			break
 		}
-	}()
-	var limiter *rate.Limiter
-	if c.cfg.RateLimit > 0 {
-		limiter = rate.NewLimiter(rate.Limit(c.cfg.RateLimit), c.cfg.RateBurst)
+	}
+	c.awaitCloseSent()
+	c.raw.Close()
+	if c.OnFinish != nil {
+		c.OnFinish()
+	}
+	if c.onDone != nil {
+		c.onDone()
+	}
+}
+
+// next reads and handles one message; false means the connection ended.
+func (rd *reader) next() bool {
+	c := rd.c
+	typ, r, err := c.conn.NextReader()
+	if err != nil {
+		c.mu.Lock()
+		if !c.closing {
+			// Peer vanished (EOF, reset, pong timeout) without a close
+			// handshake, or broke the protocol (gorilla has answered
+			// with its own close): nothing more can be sent.
+			c.closing = true
+			code := readErrorCode(err)
+			c.count(func(s *Stats) { s.closed(code) })
+		}
+		c.mu.Unlock()
+		return false
+	}
+	c.mu.Lock()
+	closing := c.closing
+	c.mu.Unlock()
+	if closing {
+		return true // drain until the peer's close reply
 	}
 	c.extendDeadline()
-	for {
-		typ, r, err := c.conn.NextReader()
-		if err != nil {
-			c.mu.Lock()
-			if !c.closing {
-				// Peer vanished (EOF, reset, pong timeout) without a close
-				// handshake, or broke the protocol (gorilla has answered
-				// with its own close): nothing more can be sent.
-				c.closing = true
-				code := readErrorCode(err)
-				c.count(func(s *Stats) { s.closed(code) })
-			}
-			c.mu.Unlock()
-			return
+	c.count(func(s *Stats) { s.MessagesIn.Add(1) })
+	if c.cfg.RateLimit > 0 {
+		if rd.limiter == nil {
+			// Made at the first frame rather than at connect: it starts
+			// full either way, and most sockets never send.
+			rd.limiter = rate.NewLimiter(rate.Limit(c.cfg.RateLimit), c.cfg.RateBurst)
 		}
-		c.mu.Lock()
-		closing := c.closing
-		c.mu.Unlock()
-		if closing {
-			continue // drain until the peer's close reply
-		}
-		c.extendDeadline()
-		c.count(func(s *Stats) { s.MessagesIn.Add(1) })
-		if limiter != nil && !limiter.Allow() {
+		if !rd.limiter.Allow() {
 			c.Close(CloseFlooding)
-			continue
-		}
-		msg, err := readLimited(r, c.cfg.MaxMessageBytes)
-		switch {
-		case errors.Is(err, errTooBig):
-			c.Close(CloseTooBig)
-			continue
-		case err != nil:
-			continue // the next NextReader reports the broken connection
-		}
-		if typ == websocket.TextMessage {
-			if !utf8.Valid(msg) {
-				c.Close(CloseInvalidUTF8)
-				continue
-			}
-			onText(msg)
-		} else if onBinary != nil {
-			onBinary(msg)
-		} else {
-			c.Close(CloseUnsupported)
+			return true
 		}
 	}
+	msg, err := readLimited(r, c.cfg.MaxMessageBytes)
+	switch {
+	case errors.Is(err, errTooBig):
+		c.Close(CloseTooBig)
+		return true
+	case err != nil:
+		// gorilla keeps the error: the next NextReader reports it at once,
+		// where a wait in Peek could block on a socket that stays open.
+		rd.broken = true
+		return true
+	}
+	if typ == websocket.TextMessage {
+		if !utf8.Valid(msg) {
+			c.Close(CloseInvalidUTF8)
+			return true
+		}
+		rd.onText(msg)
+	} else if rd.onBinary != nil {
+		rd.onBinary(msg)
+	} else {
+		c.Close(CloseUnsupported)
+	}
+	return true
 }
 
 // readErrorCode is the close code to count for a read error that ended
