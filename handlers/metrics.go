@@ -54,6 +54,9 @@ func NewMetrics(hub *ws.Hub, redisUp func() bool) *Metrics {
 		counter("switchboard_protocol_errors_total", "switchboard.v1 frames answered with an error frame (malformed or unknown type).", hub.Stats.ProtocolErrors.Load),
 		closesCollector{hub},
 	)
+	if hm := hub.HistoryMetrics(); hm != nil {
+		m.reg.MustRegister(hm.Collectors()...)
+	}
 	if redisUp != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchboard_redis_up", Help: "1 while the Redis channel layer is reachable, 0 while degraded to this process only.",
@@ -66,6 +69,10 @@ func NewMetrics(hub *ws.Hub, redisUp func() bool) *Metrics {
 	}
 	return m
 }
+
+// Register adds collectors built outside this package (the SQLite
+// checkpointer's).
+func (m *Metrics) Register(cs ...prometheus.Collector) { m.reg.MustRegister(cs...) }
 
 // AuthFailed counts a refused token or user; Auth's OnFailure.
 func (m *Metrics) AuthFailed(reason string) { m.authFailures.WithLabelValues(reason).Inc() }

@@ -141,3 +141,61 @@ func TestCheckpointerBoundsWAL(t *testing.T) {
 		reopenAndCheck(t, db, path, g, total)
 	})
 }
+
+// walSalt returns the salts in the WAL file's header: SQLite draws new
+// ones each time it starts the WAL over.
+func walSalt(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path + "-wal")
+	if err != nil || len(b) < 32 {
+		t.Fatalf("read WAL header: %d bytes, %v", len(b), err)
+	}
+	return fmt.Sprintf("%x", b[16:24])
+}
+
+// TestCheckpointerRestartsWAL: a checkpoint that copied the whole WAL also
+// starts it over, so the next commit appends to it instead of restarting
+// it (and fsyncing its header) before its messages go out; an idle
+// database is then left alone.
+func TestCheckpointerRestartsWAL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "restart.db")
+	db := openManual(t, path, models.ManualCheckpoint())
+	h := models.NewHistoryStore(db)
+	c, err := models.StartCheckpointer(db, time.Hour, nil) // checkpoints only when called
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	ctx := context.Background()
+	appendRound(t, h, "g")
+	before := walSalt(t, path)
+	frames, copied, err := c.Checkpoint(ctx)
+	if err != nil || frames == 0 || copied != frames {
+		t.Fatalf("Checkpoint = %d, %d, %v; want every frame copied", frames, copied, err)
+	}
+	restarted := walSalt(t, path)
+	if restarted == before {
+		t.Fatalf("WAL salts %s unchanged by a checkpoint that copied all %d frames, want it started over", before, frames)
+	}
+	appendRound(t, h, "g")
+	if got := walSalt(t, path); got != restarted {
+		t.Errorf("the commit after the checkpoint restarted the WAL (salts %s → %s), want it to append", restarted, got)
+	}
+	// Copy that round and the restart's page; then nothing is left to do.
+	for i := range 3 {
+		if _, _, err := c.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			restarted = walSalt(t, path)
+		}
+	}
+	frames, copied, err = c.Checkpoint(ctx)
+	if err != nil || frames != 1 || copied != 1 {
+		t.Errorf("idle Checkpoint = %d frames, %d copied, %v; want only the restart's page (1, 1)", frames, copied, err)
+	}
+	if got := walSalt(t, path); got != restarted {
+		t.Errorf("idle checkpoints restarted the WAL again (salts %s → %s)", restarted, got)
+	}
+	reopenAndCheck(t, db, path, "g", 2*ckptPerRound)
+}

@@ -64,6 +64,7 @@ type historyWriter struct {
 	cfg     HistoryConfig
 	logger  *slog.Logger
 	publish func(ctx context.Context, channel string, msg Message) error
+	metrics *HistoryMetrics
 
 	in     chan pendingAppend
 	stop   chan struct{}
@@ -72,8 +73,9 @@ type historyWriter struct {
 }
 
 type pendingAppend struct {
-	m    GroupMessage
-	done chan error // nil: nobody waits (chat); the origin is closed on failure
+	m      GroupMessage
+	done   chan error // nil: nobody waits (chat); the origin is closed on failure
+	queued time.Time  // for HistoryMetrics.Wait
 }
 
 // maxBatch bounds one group commit.
@@ -84,7 +86,8 @@ func newHistoryWriter(store HistoryStore, cfg HistoryConfig, logger *slog.Logger
 		logger = slog.New(slog.DiscardHandler)
 	}
 	w := &historyWriter{store: store, cfg: cfg, logger: logger, publish: publish,
-		in: make(chan pendingAppend, 4096), stop: make(chan struct{})}
+		metrics: newHistoryMetrics(),
+		in:      make(chan pendingAppend, 4096), stop: make(chan struct{})}
 	w.done.Add(2)
 	go w.run()
 	go w.trimLoop()
@@ -94,7 +97,7 @@ func newHistoryWriter(store HistoryStore, cfg HistoryConfig, logger *slog.Logger
 // append queues m; with wait it returns once m is stored and published.
 // A full queue blocks the caller: backpressure on the senders.
 func (w *historyWriter) append(ctx context.Context, m GroupMessage, wait bool) error {
-	p := pendingAppend{m: m}
+	p := pendingAppend{m: m, queued: time.Now()}
 	if wait {
 		p.done = make(chan error, 1)
 	}
@@ -177,7 +180,13 @@ func (w *historyWriter) commit(batch []pendingAppend) {
 	for i, p := range batch {
 		appends[i] = models.HistoryAppend{Group: p.m.Group, Encode: p.m.Encode}
 	}
+	start := time.Now()
 	entries, _, err := w.store.Append(ctx, appends)
+	end := time.Now()
+	w.metrics.observeCommit(end.Sub(start), len(batch))
+	for _, p := range batch {
+		w.metrics.Wait.Observe(end.Sub(p.queued).Seconds())
+	}
 	if err != nil {
 		w.logger.Error("store group messages", "messages", len(batch), "err", err)
 		for _, p := range batch {

@@ -105,6 +105,15 @@ func NewHub(b Broker, opts ...HubOption) *Hub {
 // HistoryOn reports whether group history is on.
 func (h *Hub) HistoryOn() bool { return h.history != nil }
 
+// HistoryMetrics returns the history writer's histograms; nil with
+// history off.
+func (h *Hub) HistoryMetrics() *HistoryMetrics {
+	if h.writer == nil {
+		return nil
+	}
+	return h.writer.metrics
+}
+
 // HistoryConfig returns the history settings.
 func (h *Hub) HistoryConfig() HistoryConfig { return h.hcfg }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -40,6 +41,10 @@ func TestMetricsExposeSocketsMessagesAndFailures(t *testing.T) {
 		{`switchboard_socket_closes_total{code="4001"}`, 1},
 		{`switchboard_frames_dropped_total`, 0},
 		{`switchboard_slow_consumers_total`, 0},
+		// History is on by default: "one" and the publish were stored.
+		{`switchboard_history_commit_seconds_count`, 1},
+		{`switchboard_history_wait_seconds_count`, 2},
+		{`switchboard_history_batch_messages_sum`, 2},
 	} {
 		re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(tt.metric) + ` (\S+)$`)
 		m := re.FindStringSubmatch(text)
@@ -50,6 +55,11 @@ func TestMetricsExposeSocketsMessagesAndFailures(t *testing.T) {
 		if v, _ := strconv.ParseFloat(m[1], 64); v < tt.min {
 			t.Errorf("%s = %v, want ≥ %v", tt.metric, v, tt.min)
 		}
+	}
+	// The checkpointer runs on the embedded SQLite database only.
+	sqlite := !strings.HasPrefix(c.database, "postgres")
+	if got := regexp.MustCompile(`(?m)^switchboard_sqlite_checkpoint_seconds_count `).MatchString(text); got != sqlite {
+		t.Errorf("switchboard_sqlite_checkpoint_seconds exported = %v, want %v (database %s)", got, sqlite, strings.SplitN(c.database, ":", 2)[0])
 	}
 	if regexp.MustCompile(`switchboard_redis_up`).MatchString(text) {
 		t.Errorf("switchboard_redis_up exported without Redis")

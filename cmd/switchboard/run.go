@@ -283,6 +283,7 @@ func newApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) 
 			closeDB(db)
 			return nil, err
 		}
+		metrics.Register(a.ckpt.Collector())
 	}
 	return a, nil
 }
