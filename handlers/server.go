@@ -93,7 +93,7 @@ func NewServer(d Deps) http.Handler {
 		d.Hub.OnRevoke(d.Users.Forget)
 	}
 	addRoutes(r, d)
-	return middleware.HeadAsGet(r)
+	return growStackForUpgrades(middleware.HeadAsGet(r))
 }
 
 // recovery turns a panic into a logged 500 with the standard error shape.
