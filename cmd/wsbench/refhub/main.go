@@ -13,6 +13,9 @@
 // fanout runs (W5) work, paced or fast.
 //
 //	refhub -addr 127.0.0.1:8100 -group chat-b     (or ADDR=… refhub)
+//
+// PPROF_ADDR=127.0.0.1:6060 also serves net/http/pprof there (its own
+// listener, as switchboard's), for side-by-side CPU profiles.
 package main
 
 import (
@@ -21,6 +24,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // on http.DefaultServeMux, served only at PPROF_ADDR
 	"os"
 	"time"
 
@@ -155,7 +159,11 @@ func main() {
 	h := &hub{clients: map[*client]bool{}, broadcast: make(chan []byte),
 		register: make(chan *client), unregister: make(chan *client)}
 	go h.run()
-	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	if pp := os.Getenv("PPROF_ADDR"); pp != "" {
+		go func() { log.Printf("refhub: pprof: %v", http.ListenAndServe(pp, nil)) }()
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		conn, err := upgrader.Upgrade(w, r, nil)
 		if err != nil {
 			return
@@ -167,5 +175,5 @@ func main() {
 		go c.readPump()
 	})
 	log.Printf("refhub: listening on %s, room %s", *addr, *group)
-	log.Fatal(http.ListenAndServe(*addr, nil))
+	log.Fatal(http.ListenAndServe(*addr, mux))
 }
