@@ -4,7 +4,7 @@ import "net/http"
 
 // handshakeStack is how much stack a WebSocket handshake's goroutine is
 // given up front (see growStackForUpgrades).
-const handshakeStack = 32 << 10
+const handshakeStack = 16 << 10
 
 // growStackForUpgrades gives the goroutine of every WebSocket handshake
 // its stack in one step, while the stack is still shallow, before next
@@ -14,8 +14,8 @@ const handshakeStack = 32 << 10
 // lookup) needs about 16 KiB and used to get there in several copies
 // made 15 to 30 frames deep: 8-10% of a connect's CPU in the profiles of
 // BENCHMARKS.md ("Connect CPU, this round"). Grown here, 3 frames deep,
-// it is one copy of a few frames, to 32 KiB (the runtime doubles a stack
-// until the new frame fits), so the deepest handshake never grows it again. The goroutine ends when the socket is
+// it is one copy of a few frames. No larger: a storm has thousands of
+// handshakes in flight, each holding this much until its hijack. The goroutine ends when the socket is
 // hijacked (the read loop runs on a goroutine of its own), so the stack
 // is not kept for the life of the socket.
 func growStackForUpgrades(next http.Handler) http.Handler {
