@@ -630,6 +630,10 @@ type reader struct {
 	onText, onBinary func([]byte)
 	limiter          *rate.Limiter // made at the first data frame
 	broken           bool          // a read failed: skip Peek, NextReader reports it
+	// mid: the last message was not read to its end (a drain while
+	// closing, a flood, one too big), so the next bytes in br may be its
+	// payload, not a frame header: control leaves them to gorilla.
+	mid bool
 }
 
 // run reads frames until the connection ends.
@@ -660,6 +664,11 @@ func (rd *reader) run() {
 			// it: Peek waits for the next message's first byte. Its error,
 			// if any, comes again from NextReader's read.
 			c.br.Peek(1)
+			// A ping or pong is taken here, so the loop waits in Peek
+			// again rather than in NextReader (see control).
+			if !rd.mid && rd.control() {
+				continue
+			}
 		}
 		if !rd.next() {
 			break
@@ -692,6 +701,7 @@ func (rd *reader) next() bool {
 		c.mu.Unlock()
 		return false
 	}
+	rd.mid = true
 	c.mu.Lock()
 	closing := c.closing
 	c.mu.Unlock()
@@ -722,6 +732,7 @@ func (rd *reader) next() bool {
 		rd.broken = true
 		return true
 	}
+	rd.mid = false
 	if typ == websocket.TextMessage {
 		if !utf8.Valid(msg) {
 			c.Close(CloseInvalidUTF8)
@@ -733,6 +744,44 @@ func (rd *reader) next() bool {
 	} else {
 		c.Close(CloseUnsupported)
 	}
+	return true
+}
+
+// control answers a ping or takes a pong that comes next in br, at a frame
+// boundary, as NewClient's handlers do when gorilla reads one, and reports
+// whether it did. Handed to gorilla, the control frame would be read by
+// NextReader, which then waits for the next data frame deep inside
+// gorilla, on a stack grown to 4 KiB: every idle socket whose client
+// answers the server's ping (every PingInterval) would park there again.
+// Only well-formed frames are taken (FIN, no RSV bits, masked, at most 125
+// bytes: RFC 6455 §5.5); anything else, a close frame included, goes to
+// gorilla.
+func (rd *reader) control() bool {
+	br := rd.c.br
+	h, err := br.Peek(2)
+	if err != nil {
+		return false
+	}
+	n := int(h[1] &^ 0x80)
+	if h[0] != finBit|opPing && h[0] != finBit|opPong || h[1]&0x80 == 0 || n > 125 {
+		return false
+	}
+	// The rest of the frame, if it has not all come yet, is waited for
+	// here too (6+125 bytes fit in br). An error is NextReader's to report.
+	f, err := br.Peek(6 + n)
+	if err != nil {
+		return false
+	}
+	if f[0] == finBit|opPing {
+		payload := make([]byte, n)
+		for i := range payload {
+			payload[i] = f[6+i] ^ f[2+i%4]
+		}
+		rd.c.enqueueControl(makeFrame(opPong, payload))
+	} else {
+		rd.c.extendDeadline()
+	}
+	br.Discard(6 + n)
 	return true
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -204,4 +205,78 @@ func TestIdleReaderStacksStaySmall(t *testing.T) {
 		t.Fatalf("idle sockets keep %.0f bytes of stack each, want under %d", per, limit)
 	}
 	t.Logf("%.0f bytes of stack per idle socket", per)
+}
+
+// TestIdleReaderStaysSmallAfterControlFrames: a client answers the
+// server's pings (every PingInterval) with pongs, and may ping itself. A
+// read loop that handed those frames to gorilla's NextReader was left
+// waiting for the next data frame inside gorilla, on a 4 KiB stack, so
+// every idle socket lost its 2 KiB again within one PingInterval. Here
+// each socket, after a message, sends a pong and then a ping split across
+// two writes (its masked payload must come back unmasked in the pong),
+// and the loops must still keep under 3.5 KiB of stack each.
+func TestIdleReaderStaysSmallAfterControlFrames(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes frames larger; stack sizes are only meaningful without it")
+	}
+	const sockets = 500
+	const limit = 3584 // as in TestIdleReaderStacksStaySmall
+	cfg := DefaultClientConfig()
+	var finished atomic.Int64
+	srv := echoServer(t, &cfg, &finished)
+	stacks := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.StackInuse
+	}
+	masked := func(op byte, payload string, key [4]byte) []byte {
+		f := []byte{0x80 | op, 0x80 | byte(len(payload))}
+		f = append(f, key[:]...)
+		for i := range len(payload) {
+			f = append(f, payload[i]^key[i%4])
+		}
+		return f
+	}
+	before := stacks()
+	for i := range sockets {
+		conn := dialEcho(t, srv)
+		if err := conn.WriteMessage(websocket.TextMessage, []byte("x")); err != nil {
+			t.Fatalf("socket %d: %v", i, err)
+		}
+		if _, msg, err := conn.ReadMessage(); err != nil || string(msg) != "x" {
+			t.Fatalf("socket %d: echo %q, %v", i, msg, err)
+		}
+		raw := conn.UnderlyingConn()
+		payload := fmt.Sprintf("ping-%d", i)
+		ping := masked(opPing, payload, [4]byte{1, 2, 3, byte(i)})
+		for j, w := range [][]byte{masked(opPong, "", [4]byte{9, 9, 9, 9}), ping[:3], ping[3:]} {
+			if _, err := raw.Write(w); err != nil {
+				t.Fatalf("socket %d, write %d: %v", i, j, err)
+			}
+			if j == 1 {
+				time.Sleep(time.Millisecond) // let the server see the part alone
+			}
+		}
+		want := append([]byte{0x80 | opPong, byte(len(payload))}, payload...)
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(raw, got); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("socket %d: answer to the ping %q, %v; want %q", i, got, err, want)
+		}
+	}
+	var per float64
+	for i := 0; i < 100; i++ {
+		per = float64(int64(stacks())-int64(before)) / sockets
+		if per < limit {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if per >= limit {
+		t.Fatalf("idle sockets keep %.0f bytes of stack each after a pong and a ping, want under %d", per, limit)
+	}
+	t.Logf("%.0f bytes of stack per idle socket", per)
+	if n := finished.Load(); n != 0 {
+		t.Errorf("%d read loops ended, want none", n)
+	}
 }
