@@ -15,9 +15,10 @@ const handshakeStack = 16 << 10
 // made 15 to 30 frames deep: 8-10% of a connect's CPU in the profiles of
 // BENCHMARKS.md ("Connect CPU, this round"). Grown here, 3 frames deep,
 // it is one copy of a few frames. No larger: a storm has thousands of
-// handshakes in flight, each holding this much until its hijack. The goroutine ends when the socket is
-// hijacked (the read loop runs on a goroutine of its own), so the stack
-// is not kept for the life of the socket.
+// handshakes in flight, each holding this much until its handler returns:
+// after the hijack and, with ?token=, the authentication and the join
+// (the welcome and any history replay). The read loop runs on a goroutine
+// of its own, so the stack is not kept for the life of the socket.
 func growStackForUpgrades(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "" {
