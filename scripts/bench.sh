@@ -23,6 +23,10 @@
 #                        PRESENCE_EVENTS=off and the reference hub, in turn
 #                        (scripts/lib/bench-ref.sh, issue 13)
 #   BENCH_DURATION=30s   how long the paced runs (W4, W5) send
+#   BENCH_IDLE_HOLD=35s  how long the idle runs (W1*) hold their sockets
+#                        before RSS is read: past one WS_PING_INTERVAL (30 s),
+#                        so every socket has answered a ping, as idle sockets
+#                        in production have (BENCH_QUICK: 5 s)
 #   BENCH_MD=FILE        write the report here instead of BENCHMARKS.md (a
 #                        partial run then leaves BENCHMARKS.md alone)
 #
@@ -198,16 +202,17 @@ else
   N1=5000 N1B=15000 N2=200 M2=200 N3=1000 M3=$W3_MSGS D=30s N6=10000 G6=1000 NR=5000
 fi
 D=${BENCH_DURATION:-$D}
+HOLD=${BENCH_IDLE_HOLD:-$([ "$QUICK" = 1 ] && echo 5s || echo 35s)}
 
 # The standard set. -timeout bounds each run; it stops by itself.
-workload W1 idle -n "$N1" -hold 10s -timeout 15m
-workload W1b idle -n "$N1B" -hold 10s -timeout 45m
+workload W1 idle -n "$N1" -hold "$HOLD" -timeout 15m
+workload W1b idle -n "$N1B" -hold "$HOLD" -timeout 45m
 # W1q, W1bq: the same with PRESENCE_EVENTS=off, so the figures show the
 # cost of a socket apart from the n²/2 join frames of filling one group.
 for q in W1q:"$N1" W1bq:"$N1B"; do
   if wanted "${q%%:*}"; then
     start_server "${q%%:*}" PRESENCE_EVENTS=off
-    bench "${q%%:*}" idle -n "${q#*:}" -hold 10s -timeout 15m
+    bench "${q%%:*}" idle -n "${q#*:}" -hold "$HOLD" -timeout 15m
     stop_servers
   fi
 done
@@ -248,11 +253,11 @@ if wanted W1-pg; then
     psql "$TEST_PG_ADMIN_URL" -v ON_ERROR_STOP=1 -qAt -c 'CREATE DATABASE switchboard_bench' </dev/null >/dev/null
     pg_url="postgres://$SB_PG_ROLE@127.0.0.1:$SB_PG_PORT/switchboard_bench?sslmode=disable"
     start_server W1-pg DATABASE_URL="$pg_url"
-    BENCH_DB=$pg_url bench W1-pg idle -n "$N1" -hold 10s -timeout 15m
+    BENCH_DB=$pg_url bench W1-pg idle -n "$N1" -hold "$HOLD" -timeout 15m
     stop_servers
     if wanted W1q-pg; then
       start_server W1q-pg DATABASE_URL="$pg_url" PRESENCE_EVENTS=off
-      BENCH_DB=$pg_url bench W1q-pg idle -n "$N1" -hold 10s -timeout 15m
+      BENCH_DB=$pg_url bench W1q-pg idle -n "$N1" -hold "$HOLD" -timeout 15m
       stop_servers
     fi
     sb_stop_postgres

@@ -84,7 +84,7 @@ w1ref_runs() {
       [ "$shape" = d ] || users=(-users $((N1 / 5)))
       for ((j = 0; j < 3; j++)); do
         k=${REF_SERVERS[$(((rep - 1 + j) % 3))]}
-        ref_one "W1ref-$shape$k-$rep" "$k" idle -n "$N1" "${users[@]}" -hold 5s -timeout 15m
+        ref_one "W1ref-$shape$k-$rep" "$k" idle -n "$N1" "${users[@]}" -hold "$HOLD" -timeout 15m
       done
     done
   done
@@ -137,7 +137,7 @@ ref_markdown() {
   cat <<EOF
 ### W1 at defaults against the reference hub (W1ref)
 
-\`W1ref\` (scripts/lib/bench-ref.sh): \`wsbench idle -n $N1 [-users $((N1 / 5))] -hold 5s\` against
+\`W1ref\` (scripts/lib/bench-ref.sh): \`wsbench idle -n $N1 [-users $((N1 / 5))] -hold $HOLD\` against
 three servers, each fresh and pinned to core 0 with wsbench on core 1:
 **defaults** (switchboard with only \`ADDR\` and \`JWT_SECRET\` set: history on,
 presence events on with the count mode above \`PRESENCE_EVENTS_MAX\`=500, access
