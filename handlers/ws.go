@@ -113,7 +113,9 @@ func handleChat(d *wsDeps) gin.HandlerFunc {
 		if client == nil {
 			return
 		}
-		s := &session{d: d, client: client, join: d.joinChat, text: d.sendChat}
+		// Plain functions, not method values of d: a method value is a
+		// closure allocated per socket and kept while it is open.
+		s := &session{d: d, client: client, join: joinChat, text: sendChat}
 		s.serve(c, token)
 	}
 }
@@ -124,8 +126,8 @@ func handleChat(d *wsDeps) gin.HandlerFunc {
 // sent meanwhile: the welcome is always the first frame, a client that
 // has read it is already a member, and there is no gap or repeat between
 // the replay and the live stream.
-func (d *wsDeps) joinChat(s *session, claims middleware.Claims) bool {
-	client := s.client
+func joinChat(s *session, claims middleware.Claims) bool {
+	d, client := s.d, s.client
 	group := ws.ChatGroup(client.Username)
 	client.Hold()
 	pos, err := d.hub.JoinGroup(context.Background(), group, client)
@@ -164,14 +166,22 @@ func (d *wsDeps) joinChat(s *session, claims middleware.Claims) bool {
 	first[0] = ws.Encode(welcome)
 	client.SendFirst(first...)
 	client.Release()
-	username := client.Username
-	client.OnFinish = func() {
-		d.announce(group, username, ws.PresenceLeave)
-		if d.feed != nil {
-			d.feed.Detach(group)
-		}
-	}
+	// A method value of s (which the read loop keeps anyway) rather than a
+	// closure over d, group and name: 16 bytes an open socket, not 48.
+	client.OnFinish = s.leaveChat
 	return true
+}
+
+// leaveChat is a chat socket's OnFinish: the leave announcement and the
+// presence feed's detach. The socket's name, and so its group, stays the
+// one it joined with (see refresh).
+func (s *session) leaveChat() {
+	d, username := s.d, s.client.Username
+	group := ws.ChatGroup(username)
+	d.announce(group, username, ws.PresenceLeave)
+	if d.feed != nil {
+		d.feed.Detach(group)
+	}
 }
 
 // recover returns the messages a reconnecting member missed (offsets
@@ -210,7 +220,8 @@ func (d *wsDeps) recover(group string, pos ws.Position, since, epoch string) [][
 
 // sendChat publishes one chat message to the sender's group; in
 // switchboard.v1 the sender's own copy carries the id it chose.
-func (d *wsDeps) sendChat(s *session, text, id string) {
+func sendChat(s *session, text, id string) {
+	d := s.d
 	group := ws.ChatGroup(s.client.Username)
 	m := ws.ChatMessage{Type: "message", Group: group, User: s.client.Username, Text: text, TS: ws.FormatTS(d.now())}
 	gm := ws.GroupMessage{Group: group, Encode: func(off uint64) []byte {

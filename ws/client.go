@@ -101,8 +101,10 @@ type Client struct {
 	lastSeq   uint64 // highest Message.Seq queued, to drop stale pushes
 	channels  []string
 
-	deadline time.Time // the write deadline set on raw (the writer only)
-	onDone   func()    // set by bind: leave every channel
+	// deadline is the write deadline set on raw, as time since clockBase
+	// (the writer only): 8 bytes where a time.Time takes 24.
+	deadline time.Duration
+	hub      *Hub // set by bind: Serve's end removes c from it
 	// OnFinish, if set before Serve, runs when the connection has ended,
 	// before the hub lets Shutdown return (a leave announcement).
 	OnFinish func()
@@ -165,6 +167,16 @@ func NewClient(conn *websocket.Conn, cfg *ClientConfig) *Client {
 	if sc, ok := c.raw.(syscall.Conn); ok {
 		c.rc, _ = sc.SyscallConn()
 	}
+	return c
+}
+
+// setControlHandlers replaces gorilla's ping, pong and close handlers,
+// which gorilla calls only from inside NextReader: the read loop sets
+// them before its first NextReader, so a socket that never sends a
+// message (the idle read loop takes pings and pongs itself, see control)
+// keeps gorilla's two default closures, not three of ours.
+func (c *Client) setControlHandlers() {
+	conn := c.conn
 	// Answer pings and close frames through our writer: gorilla's default
 	// handlers would write from the reader goroutine.
 	conn.SetPingHandler(func(data string) error {
@@ -182,7 +194,6 @@ func NewClient(conn *websocket.Conn, cfg *ClientConfig) *Client {
 		return nil
 	})
 	conn.SetPongHandler(func(string) error { return c.extendDeadline() })
-	return c
 }
 
 // Subprotocol returns the subprotocol negotiated at the upgrade ("" for
@@ -211,11 +222,12 @@ func (c *Client) expiredAt(now time.Time) bool {
 // CountProtocolError counts a malformed or unknown switchboard.v1 frame.
 func (c *Client) CountProtocolError() { c.count(func(s *Stats) { s.ProtocolErrors.Add(1) }) }
 
-// bind attaches the hub's stats and the function that runs when the read
-// loop ends (after OnFinish). The hub calls it before c is visible to
-// anything that may Close it.
-func (c *Client) bind(stats *Stats, onDone func()) {
-	c.stats, c.onDone = stats, onDone
+// bind attaches the hub, whose stats c counts in and which removes c when
+// the read loop ends (after OnFinish): a pointer, not a closure, so an
+// idle socket holds no allocation for it. The hub calls it before c is
+// visible to anything that may Close it.
+func (c *Client) bind(h *Hub) {
+	c.stats, c.hub = &h.Stats, h
 }
 
 // kill drops the connection at once, without a close handshake: what
@@ -470,11 +482,15 @@ func (c *Client) writeLoop(rest []byte, batch [][]byte, closing bool) {
 // once half of WriteTimeout has been used, so no write waits longer than
 // WriteTimeout and at least half of it.
 func (c *Client) extendWriteDeadline() {
-	if now := time.Now(); now.After(c.deadline.Add(-c.cfg.WriteTimeout / 2)) {
-		c.deadline = now.Add(c.cfg.WriteTimeout)
-		c.raw.SetWriteDeadline(c.deadline)
+	if now := time.Since(clockBase); now > c.deadline-c.cfg.WriteTimeout/2 {
+		c.deadline = now + c.cfg.WriteTimeout
+		c.raw.SetWriteDeadline(clockBase.Add(c.deadline))
 	}
 }
+
+// clockBase is the origin of Client.deadline; time.Since reads the
+// monotonic clock, so a wall-clock jump does not stop the extensions.
+var clockBase = time.Now()
 
 // flushOnce is the flusher's turn at c (c's writer is the flusher): it
 // writes c's queue without blocking and reports whether c has more to
@@ -614,7 +630,7 @@ var errTooBig = errors.New("message too big")
 // loop keeps draining until the peer answers, so the close frame is read
 // before the TCP connection goes. When the peer closes first, the loop
 // waits (at most WriteTimeout) for the echoed close frame to be written.
-// Then it closes the connection and runs OnFinish and the hub's onDone.
+// Then it closes the connection, runs OnFinish and leaves the hub.
 //
 // Start it on a goroutine of its own (go c.Serve(...)). The loop may move
 // to a fresh goroutine (see reader.run), so Serve can return while the
@@ -630,6 +646,7 @@ type reader struct {
 	onText, onBinary func([]byte)
 	limiter          *rate.Limiter // made at the first data frame
 	broken           bool          // a read failed: skip Peek, NextReader reports it
+	handlers         bool          // setControlHandlers has run
 	// mid: the last message was not read to its end (a drain while
 	// closing, a flood, one too big), so the next bytes in br may be its
 	// payload, not a frame header: control leaves them to gorilla.
@@ -679,14 +696,18 @@ func (rd *reader) run() {
 	if c.OnFinish != nil {
 		c.OnFinish()
 	}
-	if c.onDone != nil {
-		c.onDone()
+	if c.hub != nil {
+		c.hub.done(c)
 	}
 }
 
 // next reads and handles one message; false means the connection ended.
 func (rd *reader) next() bool {
 	c := rd.c
+	if !rd.handlers {
+		c.setControlHandlers()
+		rd.handlers = true
+	}
 	typ, r, err := c.conn.NextReader()
 	if err != nil {
 		c.mu.Lock()

@@ -48,6 +48,9 @@ type Hub struct {
 }
 
 type channel struct {
+	// name is the channel's key in Hub.channels; members record this
+	// string, not the caller's copy, so they share one allocation.
+	name    string
 	mu      sync.RWMutex
 	members []*Client
 	index   map[*Client]int
@@ -126,10 +129,7 @@ func (h *Hub) Add(c *Client) error {
 		return ErrHubClosed
 	}
 	// Bound before c is visible in h.clients: Shutdown may Close it at once.
-	c.bind(&h.Stats, func() {
-		h.remove(c)
-		h.wg.Done()
-	})
+	c.bind(h)
 	h.clients[c] = struct{}{}
 	h.wg.Add(1)
 	h.mu.Unlock()
@@ -186,7 +186,7 @@ func (h *Hub) join(name string, c *Client, newLog func() *groupLog) (Position, e
 	ch := h.channels[name]
 	first := ch == nil
 	if first {
-		ch = &channel{index: map[*Client]int{}}
+		ch = &channel{name: name, index: map[*Client]int{}}
 		if newLog != nil {
 			ch.log = newLog()
 		}
@@ -208,7 +208,7 @@ func (h *Hub) join(name string, c *Client, newLog func() *groupLog) (Position, e
 	h.mu.Unlock()
 
 	c.mu.Lock()
-	c.channels = append(c.channels, name)
+	c.channels = append(c.channels, ch.name)
 	c.mu.Unlock()
 	return pos, nil
 }
@@ -236,6 +236,13 @@ func (h *Hub) Leave(name string, c *Client) {
 		delete(h.channels, name)
 		h.broker.Unsubscribe(name)
 	}
+}
+
+// done is the end of c's read loop (see Client.bind): c leaves its
+// channels and the hub, and Shutdown stops waiting for it.
+func (h *Hub) done(c *Client) {
+	h.remove(c)
+	h.wg.Done()
 }
 
 func (h *Hub) remove(c *Client) {

@@ -280,3 +280,42 @@ func TestIdleReaderStaysSmallAfterControlFrames(t *testing.T) {
 		t.Errorf("%d read loops ended, want none", n)
 	}
 }
+
+// TestControlHandlersBeforeFirstMessage: the read loop gives gorilla its
+// ping, pong and close handlers only before its first NextReader (an idle
+// socket keeps none of them), so the first frames gorilla ever reads must
+// already meet them. A close frame with no status as the very first frame
+// is answered with 1000 (gorilla's own handler would echo an empty close
+// frame), and a ping between the fragments of the first message is
+// answered with a pong before the message is echoed.
+func TestControlHandlersBeforeFirstMessage(t *testing.T) {
+	cfg := DefaultClientConfig()
+	var finished atomic.Int64
+	srv := echoServer(t, &cfg, &finished)
+
+	raw := dialEcho(t, srv).UnderlyingConn()
+	if _, err := raw.Write(clientFrame(true, opClose, "")); err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{0x80 | opClose, 2, 0x03, 0xe8} // 1000
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(raw, got); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("answer to an empty close as the first frame = %x, %v; want %x", got, err, want)
+	}
+
+	raw = dialEcho(t, srv).UnderlyingConn()
+	var w []byte
+	w = append(w, clientFrame(false, opText, "fi")...)
+	w = append(w, clientFrame(true, opPing, "p1")...)
+	w = append(w, clientFrame(true, 0, "rst")...)
+	if _, err := raw.Write(w); err != nil {
+		t.Fatal(err)
+	}
+	want = append([]byte{0x80 | opPong, 2}, "p1"...)
+	want = append(want, 0x80|opText, 5)
+	want = append(want, "first"...)
+	got = make([]byte, len(want))
+	if _, err := io.ReadFull(raw, got); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("answer to a ping inside the first message = %q, %v; want %q", got, err, want)
+	}
+}
