@@ -169,19 +169,10 @@ func TestIdleReaderStacksStaySmall(t *testing.T) {
 		t.Skip("the race detector makes frames larger; stack sizes are only meaningful without it")
 	}
 	const sockets = 500
-	// Under 3.5 KiB: a fresh goroutine's 2 KiB plus what the runtime keeps
-	// aside (stack caches), never the 4 KiB a goroutine grows to.
-	const limit = 3584
 	cfg := DefaultClientConfig()
 	var finished atomic.Int64
 	srv := echoServer(t, &cfg, &finished)
-	stacks := func() uint64 {
-		runtime.GC() // frees the stacks of goroutines that have ended
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.StackInuse
-	}
-	before := stacks()
+	before := stackInUse()
 	for i := range sockets {
 		conn := dialEcho(t, srv)
 		if err := conn.WriteMessage(websocket.TextMessage, []byte("deep:32")); err != nil {
@@ -193,16 +184,37 @@ func TestIdleReaderStacksStaySmall(t *testing.T) {
 	}
 	// The echo is sent from inside the handler: wait (bounded) until every
 	// loop has moved to its fresh goroutine and parked.
+	checkIdleStacks(t, before, sockets, "")
+}
+
+// idleStackLimit is what an idle read loop may keep in stack: a fresh
+// goroutine's 2 KiB plus what the runtime keeps aside (stack caches),
+// never the 4 KiB a goroutine grows to.
+const idleStackLimit = 3584
+
+// stackInUse is the stack memory of the goroutines alive now.
+func stackInUse() uint64 {
+	runtime.GC() // frees the stacks of goroutines that have ended
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.StackInuse
+}
+
+// checkIdleStacks waits (bounded) until the stack memory grown since
+// before, spread over sockets, is under idleStackLimit, and fails the test
+// if it never is; after says what the sockets did, for the message.
+func checkIdleStacks(t *testing.T, before uint64, sockets int, after string) {
+	t.Helper()
 	var per float64
 	for i := 0; i < 100; i++ {
-		per = float64(int64(stacks())-int64(before)) / sockets
-		if per < limit {
+		per = float64(int64(stackInUse())-int64(before)) / float64(sockets)
+		if per < idleStackLimit {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if per >= limit {
-		t.Fatalf("idle sockets keep %.0f bytes of stack each, want under %d", per, limit)
+	if per >= idleStackLimit {
+		t.Fatalf("idle sockets keep %.0f bytes of stack each%s, want under %d", per, after, idleStackLimit)
 	}
 	t.Logf("%.0f bytes of stack per idle socket", per)
 }
@@ -220,16 +232,9 @@ func TestIdleReaderStaysSmallAfterControlFrames(t *testing.T) {
 		t.Skip("the race detector makes frames larger; stack sizes are only meaningful without it")
 	}
 	const sockets = 500
-	const limit = 3584 // as in TestIdleReaderStacksStaySmall
 	cfg := DefaultClientConfig()
 	var finished atomic.Int64
 	srv := echoServer(t, &cfg, &finished)
-	stacks := func() uint64 {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.StackInuse
-	}
 	masked := func(op byte, payload string, key [4]byte) []byte {
 		f := []byte{0x80 | op, 0x80 | byte(len(payload))}
 		f = append(f, key[:]...)
@@ -238,7 +243,7 @@ func TestIdleReaderStaysSmallAfterControlFrames(t *testing.T) {
 		}
 		return f
 	}
-	before := stacks()
+	before := stackInUse()
 	for i := range sockets {
 		conn := dialEcho(t, srv)
 		if err := conn.WriteMessage(websocket.TextMessage, []byte("x")); err != nil {
@@ -264,18 +269,7 @@ func TestIdleReaderStaysSmallAfterControlFrames(t *testing.T) {
 			t.Fatalf("socket %d: answer to the ping %q, %v; want %q", i, got, err, want)
 		}
 	}
-	var per float64
-	for i := 0; i < 100; i++ {
-		per = float64(int64(stacks())-int64(before)) / sockets
-		if per < limit {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if per >= limit {
-		t.Fatalf("idle sockets keep %.0f bytes of stack each after a pong and a ping, want under %d", per, limit)
-	}
-	t.Logf("%.0f bytes of stack per idle socket", per)
+	checkIdleStacks(t, before, sockets, " after a pong and a ping")
 	if n := finished.Load(); n != 0 {
 		t.Errorf("%d read loops ended, want none", n)
 	}
