@@ -97,7 +97,10 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (frames, copied int, err 
 // the next history commit, that fsync would delay the first message after
 // every checkpoint. The one frame written here is copied by the next
 // checkpoint, which then has nothing more to restart (frames == 1), so an
-// idle database is not written every interval.
+// idle database is not written every interval. The read and the write are
+// two statements, not one transaction: that is safe because nothing else in
+// switchboard reads or sets user_version (goose keeps the schema's version
+// in its own table); anything that starts using it must change this.
 func (c *Checkpointer) restartWAL(ctx context.Context) error {
 	var v int64
 	if err := c.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
