@@ -661,12 +661,12 @@ type reader struct {
 // Parked inside gorilla's NextReader, the wait is about a dozen frames
 // deep and, with the read under it, needs more than 2 KiB, so every idle
 // socket held 4 KiB (21 MB of stacks for 5,000, in BENCHMARKS.md);
-// handling a frame (a chat message, an auth frame) grows it further. So, between messages (nothing of the next one read
-// yet), run waits in br.Peek, a few frames deep, and when its stack has
-// been moved (grown, or shrunk by the GC) since it started, it goes on in
-// a fresh goroutine, which starts small, and this one ends: a goroutine
-// start per wake-up that needed more stack, against 2 KiB or more per
-// idle socket.
+// handling a frame (a chat message, an auth frame) grows it further.
+// So, between messages (nothing of the next one read yet), run waits in
+// br.Peek, a few frames deep, and when its stack has been moved (grown,
+// or shrunk by the GC) since it started, it goes on in a fresh goroutine,
+// which starts small, and this one ends: a goroutine start per wake-up
+// that needed more stack, against 2 KiB or more per idle socket.
 func (rd *reader) run() {
 	c := rd.c
 	var anchor byte // its address changes when the runtime moves the stack
@@ -768,9 +768,9 @@ func (rd *reader) next() bool {
 	return true
 }
 
-// control answers a ping or takes a pong that comes next in br, at a frame
-// boundary, as NewClient's handlers do when gorilla reads one, and reports
-// whether it did. Handed to gorilla, the control frame would be read by
+// control answers a ping or takes a pong that comes next in br, at a
+// frame boundary, as the handlers of setControlHandlers do when gorilla
+// reads one, and reports whether it did. Handed to gorilla, the control frame would be read by
 // NextReader, which then waits for the next data frame deep inside
 // gorilla, on a stack grown to 4 KiB: every idle socket whose client
 // answers the server's ping (every PingInterval) would park there again.
