@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -33,7 +34,8 @@ type Checkpointer struct {
 	once     sync.Once
 }
 
-// StartCheckpointer checkpoints db every interval until Stop.
+// StartCheckpointer checkpoints db about every interval (a random 3/4 to
+// 5/4 of it each time, see jitter) until Stop.
 func StartCheckpointer(db *gorm.DB, interval time.Duration, logger *slog.Logger) (*Checkpointer, error) {
 	sqlDB, err := db.DB()
 	if err != nil {
@@ -55,7 +57,7 @@ func StartCheckpointer(db *gorm.DB, interval time.Duration, logger *slog.Logger)
 
 func (c *Checkpointer) run() {
 	defer c.done.Done()
-	t := time.NewTicker(c.interval)
+	t := time.NewTimer(jitter(c.interval))
 	defer t.Stop()
 	for {
 		select {
@@ -68,7 +70,23 @@ func (c *Checkpointer) run() {
 			c.logger.Warn("wal checkpoint", "err", err)
 		}
 		cancel()
+		t.Reset(jitter(c.interval))
 	}
+}
+
+// jitter returns a random wait between 3/4 and 5/4 of interval, so
+// checkpoints keep no fixed phase to traffic that is itself periodic
+// (a client sending every 50 ms, a status pushed every second). With a
+// fixed ticker a checkpoint that lands just before such a message lands
+// there every time, and its WAL restart, which holds SQLite's write lock
+// through an fsync, delays the same stream's commit every interval; with
+// jitter that delay falls on a random message now and then, as it does
+// for traffic with no period. The mean interval is unchanged.
+func jitter(interval time.Duration) time.Duration {
+	if interval < 4 {
+		return interval
+	}
+	return interval*3/4 + rand.N(interval/2)
 }
 
 // Checkpoint runs one PASSIVE checkpoint now and returns the WAL's frames

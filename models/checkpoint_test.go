@@ -25,7 +25,7 @@ func ckptPayload(off uint64) []byte {
 }
 
 // openManual opens (and migrates) the SQLite file path with ManualCheckpoint.
-func openManual(t *testing.T, path string, opts ...models.OpenOption) *gorm.DB {
+func openManual(t testing.TB, path string, opts ...models.OpenOption) *gorm.DB {
 	t.Helper()
 	db, err := models.Open(models.Target{Dialect: models.SQLite, DSN: path}, opts...)
 	if err != nil {

@@ -3,7 +3,9 @@ package models
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -16,13 +18,54 @@ import (
 // Offsets start at 1 and grow by exactly 1 per message within a group,
 // across every process sharing the database.
 type HistoryStore struct {
-	db     *gorm.DB
-	recent recentWindows // what RangeShared read, for the next reader
+	db      *gorm.DB
+	sql     *sql.DB // db's pool: Append, the hot path, runs without GORM
+	sqlErr  error   // why db has no pool (Append fails with it)
+	dialect Dialect
+	q       historyQueries
+	recent  recentWindows // what RangeShared read, for the next reader
+}
+
+// historyQueries are Append's statements in the dialect's placeholders.
+type historyQueries struct {
+	bump   string // add $1 to group $2's last offset; returns epoch, last offset
+	ensure string // create group $1 with epoch $2 unless it exists
+	insert map[int]string
 }
 
 // NewHistoryStore returns a store over db.
 func NewHistoryStore(db *gorm.DB) *HistoryStore {
-	return &HistoryStore{db: db, recent: recentWindows{groups: map[string]*recentWindow{}}}
+	s := &HistoryStore{db: db, dialect: Dialect(db.Dialector.Name()),
+		recent: recentWindows{groups: map[string]*recentWindow{}}}
+	s.sql, s.sqlErr = db.DB()
+	s.q = historyQueries{
+		bump:   s.placeholders(`UPDATE history_groups SET last_offset = last_offset + ? WHERE name = ? RETURNING epoch, last_offset`),
+		ensure: s.placeholders(`INSERT INTO history_groups (name, epoch, last_offset) VALUES (?, ?, 0) ON CONFLICT (name) DO NOTHING`),
+		insert: map[int]string{},
+	}
+	for _, n := range insertChunks {
+		s.q.insert[n] = s.placeholders(insertSQL(n))
+	}
+	return s
+}
+
+// placeholders numbers query's ? placeholders $1, $2, … for PostgreSQL
+// (pgx takes no ?); SQLite takes ? as written.
+func (s *HistoryStore) placeholders(query string) string {
+	if s.dialect != Postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // HistoryAppend is one message to append: Encode builds the stored frame
@@ -49,7 +92,24 @@ func (historyGroup) TableName() string { return "history_groups" }
 // Append stores batch in one transaction (the group commit) and returns,
 // for each entry in order, its offset and payload, and each group's epoch.
 // Entries of one group get consecutive offsets in batch order.
+//
+// It is every delivered group message's hot path, so it uses database/sql
+// directly: GORM's statement building and reflection were about a fifth of
+// a one-message commit on SQLite. On SQLite the context's cancellation is
+// not passed on (its deadline still bounds the call before it starts):
+// with a cancellable context the driver starts a goroutine per statement
+// and database/sql one per transaction, only to interrupt a statement that
+// busy_timeout already bounds.
 func (s *HistoryStore) Append(ctx context.Context, batch []HistoryAppend) ([]HistoryEntry, map[string]string, error) {
+	if s.sql == nil {
+		return nil, nil, fmt.Errorf("append history: %w", s.sqlErr)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("append history: %w", err)
+	}
+	if s.dialect == SQLite {
+		ctx = context.WithoutCancel(ctx)
+	}
 	counts := map[string]uint64{}
 	var order []string
 	for _, a := range batch {
@@ -58,53 +118,64 @@ func (s *HistoryStore) Append(ctx context.Context, batch []HistoryAppend) ([]His
 		}
 		counts[a.Group]++
 	}
-	out := make([]HistoryEntry, len(batch))
-	epochs := make(map[string]string, len(order))
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		next := map[string]uint64{}
-		for _, g := range order {
-			// The row lock taken here serializes appenders of one group
-			// on every process until commit. The group's row is created
-			// only the first time (no insert on the hot path).
-			var rows []historyGroup
-			for attempt := 0; len(rows) == 0; attempt++ {
-				if attempt == 1 {
-					if err := ensureGroup(tx, g); err != nil {
-						return err
-					}
-				} else if attempt > 1 {
-					return fmt.Errorf("history group %q missing", g)
-				}
-				err := tx.Raw(`UPDATE history_groups SET last_offset = last_offset + ? WHERE name = ? RETURNING name, epoch, last_offset`,
-					counts[g], g).Scan(&rows).Error
-				if err != nil {
-					return err
-				}
-			}
-			next[g] = rows[0].LastOffset - counts[g] + 1
-			epochs[g] = rows[0].Epoch
-		}
-		now := time.Now().UTC()
-		for i, a := range batch {
-			off := next[a.Group]
-			next[a.Group]++
-			out[i] = HistoryEntry{Offset: off, Payload: a.Encode(off)}
-		}
-		return insertMessages(tx, batch, out, now)
-	})
+	tx, err := s.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("append history: %w", err)
+	}
+	out, epochs, err := s.append(ctx, tx, batch, order, counts)
+	if err == nil {
+		err = tx.Commit()
+	} else {
+		_ = tx.Rollback() // the error that matters is err
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("append history: %w", err)
 	}
 	return out, epochs, nil
 }
 
+// append is Append's transaction: order lists batch's groups, counts their
+// messages.
+func (s *HistoryStore) append(ctx context.Context, tx *sql.Tx, batch []HistoryAppend, order []string, counts map[string]uint64) ([]HistoryEntry, map[string]string, error) {
+	next := make(map[string]uint64, len(order))
+	epochs := make(map[string]string, len(order))
+	for _, g := range order {
+		// The row lock taken here serializes appenders of one group on
+		// every process until commit. The group's row is created only the
+		// first time (no insert on the hot path).
+		var epoch string
+		var last uint64
+		err := tx.QueryRowContext(ctx, s.q.bump, counts[g], g).Scan(&epoch, &last)
+		if errors.Is(err, sql.ErrNoRows) {
+			if _, err = tx.ExecContext(ctx, s.q.ensure, g, newEpoch()); err == nil {
+				err = tx.QueryRowContext(ctx, s.q.bump, counts[g], g).Scan(&epoch, &last)
+			}
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("offsets of %q: %w", g, err)
+		}
+		next[g] = last - counts[g] + 1
+		epochs[g] = epoch
+	}
+	out := make([]HistoryEntry, len(batch))
+	for i, a := range batch {
+		off := next[a.Group]
+		next[a.Group]++
+		out[i] = HistoryEntry{Offset: off, Payload: a.Encode(off)}
+	}
+	if err := s.insertMessages(ctx, tx, batch, out, time.Now().UTC()); err != nil {
+		return nil, nil, err
+	}
+	return out, epochs, nil
+}
+
 // insertChunks are the row counts of the INSERT statements Append uses:
-// a batch is split into these sizes, so a handful of statements, prepared
-// once each (PrepareStmt), serve every batch size.
+// a batch is split into these sizes, so a handful of statement texts
+// serve every batch size (and PostgreSQL's statement cache keeps them).
 var insertChunks = []int{64, 16, 4, 1}
 
 // insertMessages stores entries (batch's, in order) with multi-row INSERTs.
-func insertMessages(tx *gorm.DB, batch []HistoryAppend, entries []HistoryEntry, now time.Time) error {
+func (s *HistoryStore) insertMessages(ctx context.Context, tx *sql.Tx, batch []HistoryAppend, entries []HistoryEntry, now time.Time) error {
 	for i := 0; i < len(batch); {
 		n := 1
 		for _, c := range insertChunks {
@@ -117,8 +188,8 @@ func insertMessages(tx *gorm.DB, batch []HistoryAppend, entries []HistoryEntry, 
 		for j := i; j < i+n; j++ {
 			args = append(args, batch[j].Group, entries[j].Offset, string(entries[j].Payload), now)
 		}
-		if err := tx.Exec(insertSQL(n), args...).Error; err != nil {
-			return err
+		if _, err := tx.ExecContext(ctx, s.q.insert[n], args...); err != nil {
+			return fmt.Errorf("store messages: %w", err)
 		}
 		i += n
 	}

@@ -3,7 +3,9 @@ package models_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"switchboard/internal/testenv"
 	"switchboard/models"
@@ -145,5 +147,29 @@ func TestHistoryRangeShared(t *testing.T) {
 				t.Errorf("RangeShared with another epoch = %d entries from what was kept; want a database read (error)", len(got))
 			}
 		})
+	}
+}
+
+// BenchmarkHistoryAppend is one chat message's group commit on the
+// embedded database as the server runs it (a batch of one, W4's case):
+// auto-checkpoints off, a Checkpointer every 500 ms, and the history
+// writer's context with a deadline.
+func BenchmarkHistoryAppend(b *testing.B) {
+	db := openManual(b, filepath.Join(b.TempDir(), "bench.db"), models.ManualCheckpoint())
+	cp, err := models.StartCheckpointer(db, 500*time.Millisecond, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cp.Stop()
+	h := models.NewHistoryStore(db)
+	payload := []byte(`{"type":"message","group":"chat-b","user":"bench","message":"hello","offset":0}`)
+	batch := []models.HistoryAppend{{Group: "chat-b", Encode: func(uint64) []byte { return payload }}}
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, _, err := h.Append(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+		cancel()
 	}
 }
