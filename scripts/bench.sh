@@ -23,6 +23,8 @@
 #                        PRESENCE_EVENTS=off and the reference hub, in turn
 #                        (scripts/lib/bench-ref.sh, issue 13)
 #   BENCH_DURATION=30s   how long the paced runs (W4, W5) send
+#   BENCH_W4_REPS=3      W4 runs with history on and as many off, interleaved
+#                        (on off, off on, on off …), pooled in the history table
 #   BENCH_IDLE_HOLD=35s  how long the idle runs (W1*) hold their sockets
 #                        before RSS is read: past one WS_PING_INTERVAL (30 s),
 #                        so every socket has answered a ping, as idle sockets
@@ -231,8 +233,22 @@ if wanted W3; then
   PPROF_PORT=""
 fi
 nohistory W3 fanout -n "$N3" -msgs "$M3" -timeout 90m
-workload W4 fanout -n "$N2" -rate 20 -duration "$D" -timeout 10m
-nohistory W4 fanout -n "$N2" -rate 20 -duration "$D" -timeout 10m
+# W4's target is a p99 within 2 ms of history off, and one pair of runs
+# cannot show that here: on this 2-core VM the p99 of history off alone
+# ranged from 3.7 to 17 ms between runs minutes apart, and a trace of the
+# worst messages placed most of them far from any history work. So W4 runs
+# BENCH_W4_REPS times each way, interleaved so drift falls on both sides
+# alike (ABBA), and the history table pools each side's deliveries.
+if wanted W4 || wanted W4-off; then
+  for ((i = 1; i <= ${BENCH_W4_REPS:-3}; i++)); do
+    if ((i % 2)); then order="on off"; else order="off on"; fi
+    for h in $order; do
+      if [ "$h" = on ]; then start_server "W4.$i"; l="W4.$i"; else start_server "W4.$i-off" HISTORY_SIZE=0; l="W4.$i-off"; fi
+      bench "$l" fanout -n "$N2" -rate 20 -duration "$D" -timeout 10m
+      stop_servers
+    done
+  done
+fi
 workload W5 fanout -n "$N3" -rate 200 -duration "$D" -timeout 10m
 nohistory W5 fanout -n "$N3" -rate 200 -duration "$D" -timeout 10m
 workload R1 recover -n "$NR" -missed 100 -timeout 10m
@@ -303,7 +319,11 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 # with the same BENCH_OUT (so the set can be run in parts).
 pairs=()
 labels=()
-for l in W1 W1b W1q W1bq W2 W2-off W3 W3-off W4 W4-off W5 W5-off W6 W7 W1-pg W1q-pg W3-cross-check W3-cross R1; do
+w4=()
+for f in "$OUT"/W4.*.txt; do
+  [ -f "$f" ] && w4+=("$(basename "$f" .txt)")
+done
+for l in W1 W1b W1q W1bq W2 W2-off W3 W3-off W4 W4-off "${w4[@]}" W5 W5-off W6 W7 W1-pg W1q-pg W3-cross-check W3-cross R1; do
   [ -f "$OUT/$l.txt" ] || continue
   [ "$l" = R1 ] || pairs+=("$l=$OUT/$l.txt") # the storm has its own table
   labels+=("$l")
@@ -313,6 +333,14 @@ hist=()
 for l in W2 W3 W4 W5; do
   if [ -f "$OUT/$l.txt" ] && [ -f "$OUT/$l-off.txt" ]; then hist+=("$l=$OUT/$l.txt,$OUT/$l-off.txt"); fi
 done
+# W4's interleaved runs: each side's files joined by "+" (pooled).
+on=() off=()
+for l in "${w4[@]}"; do
+  case $l in *-off) off+=("$OUT/$l.txt") ;; *) on+=("$OUT/$l.txt") ;; esac
+done
+if [ ${#on[@]} -gt 0 ] && [ ${#off[@]} -gt 0 ]; then
+  hist+=("W4=$(IFS=+; echo "${on[*]}"),$(IFS=+; echo "${off[*]}")")
+fi
 if [ -f "$OUT/R1.txt" ]; then hist+=("R1=$OUT/R1.txt"); fi
 
 {
@@ -373,9 +401,12 @@ EOF
     cat <<'EOF'
 ## History on and off
 
-Each of W2 … W5 ran twice in a row on fresh servers: history on (the default:
-every message is stored in SQLite by the group-commit writer before it is
-delivered) and off (`HISTORY_SIZE=0`). Targets (issue 10): with history on,
+Each of W2, W3 and W5 ran twice in a row on fresh servers: history on (the
+default: every message is stored in SQLite by the group-commit writer before
+it is delivered) and off (`HISTORY_SIZE=0`). W4 ran `BENCH_W4_REPS` times
+each way, interleaved (on off, off on, …), and its rows pool each side's
+deliveries: one pair of runs on this machine differs by more than the 2 ms
+the target allows from noise alone. Targets (issue 10): with history on,
 deliveries/s at least 80% of off, and W4's p99 at most 2 ms above off. For
 the paced runs (W4, W5) deliveries/s is set by the rate: what matters there
 is keeping up, and the latency.

@@ -9,16 +9,20 @@ import (
 	"strings"
 )
 
-// historyMarkdown is `wsbench history W=ON_FILE,OFF_FILE… [R=FILE…]`: for
-// each workload run with history on (the default) and off
-// (HISTORY_SIZE=0) in the same bench run, a table of both with on as a
-// share of off; and for each recovery storm (a single file: a `wsbench
-// recover` output), its table. It prints markdown for BENCHMARKS.md.
+// historyMarkdown is `wsbench history W=ON,OFF… [R=FILE…]`: for each
+// workload run with history on (the default) and off (HISTORY_SIZE=0) in
+// the same bench run, a table of both with on as a share of off; and for
+// each recovery storm (a single file: a `wsbench recover` output), its
+// table. It prints markdown for BENCHMARKS.md. ON and OFF are each one
+// output file or several joined by "+" (repeated runs, interleaved with
+// the other side's): their deliveries are pooled (poolRuns), and a line
+// under the table gives each run's p99.
 func historyMarkdown(args []string, stdout io.Writer) error {
 	p := func(format string, args ...any) { fmt.Fprintf(stdout, format, args...) }
 	type pair struct {
-		label   string
-		on, off savedRun
+		label          string
+		on, off        savedRun
+		onRuns, offRun []savedRun
 	}
 	var pairs []pair
 	var storms []struct {
@@ -32,7 +36,15 @@ func historyMarkdown(args []string, stdout io.Writer) error {
 			return fmt.Errorf("history: want W=ON_FILE,OFF_FILE or R=FILE, got %q", a)
 		}
 		if on, off, two := strings.Cut(files, ","); two {
-			pairs = append(pairs, pair{label, readRun(label, on), readRun(label+" off", off)})
+			pr := pair{label: label}
+			for _, f := range strings.Split(on, "+") {
+				pr.onRuns = append(pr.onRuns, readRun(label, f))
+			}
+			for _, f := range strings.Split(off, "+") {
+				pr.offRun = append(pr.offRun, readRun(label+" off", f))
+			}
+			pr.on, pr.off = poolRuns(label, pr.onRuns), poolRuns(label+" off", pr.offRun)
+			pairs = append(pairs, pr)
 			continue
 		}
 		r, why := readRecover(files)
@@ -65,6 +77,12 @@ func historyMarkdown(args []string, stdout io.Writer) error {
 			}
 		}
 		p("\n")
+		for _, pr := range pairs {
+			if len(pr.onRuns) > 1 || len(pr.offRun) > 1 {
+				p("%s: %d runs with history on and %d off, interleaved; each row above pools every delivery of its runs (deliveries/s and CPU over their summed send time). p99 of each run in order, on: %s; off: %s.\n\n",
+					pr.label, len(pr.onRuns), len(pr.offRun), runP99s(pr.onRuns), runP99s(pr.offRun))
+			}
+		}
 	}
 	if len(storms) > 0 {
 		p("| storm | members | missed each | reconnects in flight | recovered | delivered | lost / dup / out of order / wrong text | duration s | welcome p50 / p99 ms | all recovered p50 / p99 / max ms | server CPU ms | server CPU %% | load | ok |\n")
@@ -112,4 +130,67 @@ func readRecover(file string) (*recoverResult, string) {
 		}
 	}
 	return r, why
+}
+
+// poolRuns is one result for repeated runs of one workload: their
+// latency histograms merged (a percentile over every delivery of every
+// run, so each run counts by its deliveries and a run hit by the machine's
+// noise moves the pool only by its share), deliveries, send time and
+// lost/dup/out-of-order summed, CPU per delivery and CPU share weighted by
+// deliveries and send time, load the mean at the runs' starts, ok only if
+// every run was. One run is returned as it is; a run without a RESULT or
+// without a latency histogram (an older wsbench) makes the pool skipped.
+func poolRuns(label string, runs []savedRun) savedRun {
+	if len(runs) == 1 {
+		return runs[0]
+	}
+	out := savedRun{label: label}
+	var h histogram
+	pool := result{OK: true}
+	var cpu, pct, load float64
+	for _, rn := range runs {
+		switch {
+		case rn.r == nil:
+			out.skipped = fmt.Sprintf("run %s: %s", rn.file, rn.skipped)
+			return out
+		case rn.r.LatencyHist == nil:
+			out.skipped = fmt.Sprintf("run %s has no latency histogram to pool", rn.file)
+			return out
+		}
+		r := rn.r
+		h.merge(*r.LatencyHist)
+		pool.Deliveries += r.Deliveries
+		pool.SendSeconds += r.SendSeconds
+		pool.Lost += r.Lost
+		pool.Duplicates += r.Duplicates
+		pool.OutOfOrder += r.OutOfOrder
+		pool.OK = pool.OK && r.OK
+		cpu += r.ServerCPUMsPer1kDeliv * float64(r.Deliveries)
+		pct += r.ServerCPUSendPct * r.SendSeconds
+		load += r.LoadStart
+	}
+	pool.LatencyMs = quantilesOf(&h)
+	if pool.SendSeconds > 0 {
+		pool.DeliveriesPerSec = round1(float64(pool.Deliveries) / pool.SendSeconds)
+		pool.ServerCPUSendPct = round1(pct / pool.SendSeconds)
+	}
+	if pool.Deliveries > 0 {
+		pool.ServerCPUMsPer1kDeliv = round3(cpu / float64(pool.Deliveries))
+	}
+	pool.LoadStart = round1(load / float64(len(runs)))
+	out.r = &pool
+	return out
+}
+
+// runP99s lists each run's p99 latency ("–" for a run without a result).
+func runP99s(runs []savedRun) string {
+	var s []string
+	for _, rn := range runs {
+		if rn.r == nil {
+			s = append(s, "–")
+			continue
+		}
+		s = append(s, fmt.Sprintf("%.3f", rn.r.LatencyMs.P99))
+	}
+	return strings.Join(s, ", ") + " ms"
 }

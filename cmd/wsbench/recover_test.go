@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -175,5 +176,74 @@ func TestHistoryMarkdown(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("history markdown lacks %q:\n%s", want, got)
 		}
+	}
+}
+
+// TestHistoryMarkdownPoolsRuns: with several runs per side ("+"), the row
+// is every delivery of those runs pooled: the p99 of the merged latencies
+// (not of any one run, nor a mean of p99s), deliveries/s over the summed
+// send time; a line lists each run's p99; a run without a histogram makes
+// the pool skipped.
+func TestHistoryMarkdownPoolsRuns(t *testing.T) {
+	dir := t.TempDir()
+	run := func(name string, sendS float64, lat map[time.Duration]int) string {
+		var h histogram
+		n := 0
+		for d, c := range lat {
+			for range c {
+				h.Record(d)
+			}
+			n += c
+		}
+		r := result{Scenario: "fanout", Deliveries: int64(n), SendSeconds: sendS, DeliveriesPerSec: float64(n) / sendS,
+			LatencyMs: quantilesOf(&h), ServerCPUMsPer1kDeliv: 10, OK: true}
+		x := h.export()
+		r.LatencyHist = &x
+		b, _ := json.Marshal(r)
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, append([]byte("RESULT "), b...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// One bad run of two: alone its p99 is 20 ms, pooled it is 2 ms.
+	on1 := run("on1", 10, map[time.Duration]int{time.Millisecond: 985, 20 * time.Millisecond: 15})
+	on2 := run("on2", 10, map[time.Duration]int{2 * time.Millisecond: 1000})
+	off1 := run("off1", 10, map[time.Duration]int{time.Millisecond: 1000})
+	off2 := run("off2", 10, map[time.Duration]int{time.Millisecond: 1000})
+	var out bytes.Buffer
+	if err := historyMarkdown([]string{"W4=" + on1 + "+" + on2 + "," + off1 + "+" + off2}, &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{"| W4 | on | 100 | 100% | ", " / 2.0", "| W4 | off | 100 |", "p99 of each run in order, on: 20.", ", 2.0"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("pooled history markdown lacks %q:\n%s", want, got)
+		}
+	}
+	var pooled result
+	for _, l := range strings.Split(got, "\n") {
+		if strings.HasPrefix(l, "| W4 | on |") {
+			f := strings.Split(l, "|")
+			q := strings.Split(strings.TrimSpace(f[5]), " / ")
+			if len(q) != 4 {
+				t.Fatalf("latency column %q", f[5])
+			}
+			fmt.Sscan(q[2], &pooled.LatencyMs.P99)
+		}
+	}
+	if p99 := pooled.LatencyMs.P99; p99 < 1.9 || p99 > 2.1 {
+		t.Errorf("pooled p99 = %v ms, want about 2 (the 99th percentile of both runs' deliveries)", p99)
+	}
+
+	// A run from an older wsbench (no histogram) cannot be pooled.
+	old := filepath.Join(dir, "old")
+	os.WriteFile(old, []byte(`RESULT {"scenario":"fanout","latency_ms":{"p99":3},"ok":true}`), 0o644)
+	out.Reset()
+	if err := historyMarkdown([]string{"W4=" + on1 + "+" + old + "," + off1}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "has no latency histogram to pool") {
+		t.Errorf("pool with an old run:\n%s", out.String())
 	}
 }

@@ -81,6 +81,7 @@ type result struct {
 	SendSeconds      float64   `json:"send_s,omitempty"`
 	DeliveriesPerSec float64   `json:"deliveries_per_s,omitempty"`
 	LatencyMs        quantiles `json:"latency_ms"`
+	LatencyHist      *histJSON `json:"latency_hist,omitempty"` // every delivery's latency, for pooling runs (wsbench history)
 	ScheduleLagMs    float64   `json:"schedule_lag_max_ms,omitempty"`
 	TimedOut         bool      `json:"timed_out"`
 
@@ -224,6 +225,10 @@ func (r *result) finish(wall time.Duration) {
 	r.LoadEnd = loadAverage()
 	if r.latency != nil {
 		r.LatencyMs = quantilesOf(r.latency)
+		if r.latency.Count() > 0 {
+			h := r.latency.export()
+			r.LatencyHist = &h
+		}
 		r.HandshakeMs = quantilesOf(r.handshake)
 		r.ReadyMs = quantilesOf(r.ready)
 	}
