@@ -1,0 +1,85 @@
+package migrations_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"switchboard/internal/testenv"
+	"switchboard/migrations"
+	"switchboard/models"
+)
+
+// TestSQLiteHistoryWithoutRowIDKeepsMessages: migration 6 (SQLite only) rebuilds
+// history_messages as a WITHOUT ROWID table; the messages stored before it
+// are all there after, in order, new ones continue their offsets, and the
+// table is WITHOUT ROWID. Down and Up again keep them too.
+func TestSQLiteHistoryWithoutRowIDKeepsMessages(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.Open(t, models.Target{Dialect: models.SQLite, DSN: filepath.Join(t.TempDir(), "m.db")})
+	p, err := migrations.Provider(db.SQL, models.SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	h := models.NewHistoryStore(db.Gorm)
+	appendN := func(n int) {
+		t.Helper()
+		batch := make([]models.HistoryAppend, n)
+		for i := range batch {
+			batch[i] = models.HistoryAppend{Group: "chat-m", Encode: func(off uint64) []byte { return []byte{byte('a' + off%26)} }}
+		}
+		if _, _, err := h.Append(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(stage string, want int) {
+		t.Helper()
+		got, err := h.Range(ctx, "chat-m", 0, 1<<40, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != want {
+			t.Fatalf("%s: %d messages, want %d", stage, len(got), want)
+		}
+		for i, e := range got {
+			if e.Offset != uint64(i+1) || string(e.Payload) != string(rune('a'+(i+1)%26)) {
+				t.Fatalf("%s: message %d = offset %d %q", stage, i, e.Offset, e.Payload)
+			}
+		}
+	}
+	withoutRowID := func() bool {
+		var sql string
+		if err := db.SQL.QueryRow(`SELECT sql FROM sqlite_master WHERE name = 'history_messages'`).Scan(&sql); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(sql, "WITHOUT ROWID")
+	}
+	appendN(70)
+	if withoutRowID() {
+		t.Fatal("history_messages is WITHOUT ROWID before migration 6")
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !withoutRowID() {
+		t.Fatal("history_messages is not WITHOUT ROWID after migration 6")
+	}
+	check("after up", 70)
+	appendN(5)
+	check("after up and 5 more", 75)
+	if _, err := p.DownTo(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	if withoutRowID() {
+		t.Fatal("history_messages is still WITHOUT ROWID after down")
+	}
+	check("after down", 75)
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after up again", 75)
+}
