@@ -402,10 +402,26 @@ holding:
 	}
 }
 
+// sendStart is the first time at or after earliest that is a wall-clock
+// multiple of every plus at (earliest itself when every is 0). Paced
+// senders send at start + k/rate, so two runs started this way with
+// rates dividing every keep a fixed phase to each other whatever second
+// each starts in.
+func sendStart(earliest time.Time, every, at time.Duration) time.Time {
+	if every <= 0 {
+		return earliest
+	}
+	t := earliest.Truncate(every).Add(at)
+	for t.Before(earliest) {
+		t = t.Add(every)
+	}
+	return t
+}
+
 // send starts every worker's senders at one common time and waits until
 // every member has what it is owed; s2 is the servers' sample before.
 func (c *coordinator) send(ctx context.Context, s2 []procSample) error {
-	t0 := time.Now().Add(100 * time.Millisecond)
+	t0 := sendStart(time.Now().Add(100*time.Millisecond), c.cfg.StartEvery, c.cfg.StartAt)
 	c.logf("sending %d messages (%d senders)", c.res.Messages, c.res.Senders)
 	c.broadcast("go " + strconv.FormatInt(t0.UnixNano(), 10))
 	complete, err := collect[completeEvent](ctx, c.hs, "complete")

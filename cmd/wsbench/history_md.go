@@ -79,7 +79,7 @@ func historyMarkdown(args []string, stdout io.Writer) error {
 		p("\n")
 		for _, pr := range pairs {
 			if len(pr.onRuns) > 1 || len(pr.offRun) > 1 {
-				p("%s: %d runs with history on and %d off, interleaved; each row above pools every delivery of its runs (deliveries/s and CPU over their summed send time). p99 of each run in order, on: %s; off: %s.\n\n",
+				p("%s: %d runs with history on and %d off; each row above pools every delivery of its runs (deliveries/s and CPU over their summed send time). p99 of each run in order, on: %s; off: %s.\n\n",
 					pr.label, len(pr.onRuns), len(pr.offRun), runP99s(pr.onRuns), runP99s(pr.offRun))
 			}
 		}

@@ -82,6 +82,8 @@ type config struct {
 	JWTSecret  string
 	Timeout    time.Duration
 	Settle     time.Duration
+	StartEvery time.Duration // the send phase starts on a multiple of this (wall clock) …
+	StartAt    time.Duration // … plus this
 	Quiet      bool
 	CPUProfile string
 }
@@ -169,6 +171,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&cfg.JWTSecret, "jwt-secret", getenv("JWT_SECRET"), "server's JWT secret (default $JWT_SECRET, else the embedded mode's <sqlite>.jwt-secret file)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "hard limit for the whole run")
 	fs.DurationVar(&cfg.Settle, "settle", time.Second, "after connecting, wait until no frame has arrived for this long (the join storm is over)")
+	fs.DurationVar(&cfg.StartEvery, "start-every", 0, "start sending at a wall-clock multiple of this, plus -start-at (0: 100 ms after settling); two runs side by side against two servers with -start-every 1s and -start-at 0 / 25ms send out of phase")
+	fs.DurationVar(&cfg.StartAt, "start-at", 0, "with -start-every: the offset from the multiple")
 	fs.BoolVar(&cfg.Quiet, "q", false, "no progress lines on stderr")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write this process's CPU profile here (with -procs 1 it covers the sockets too)")
 	if err := fs.Parse(args); err != nil {
@@ -244,6 +248,10 @@ func (c *config) defaults() error {
 		return fmt.Errorf("-timeout %s: want at most %s", c.Timeout, maxTimeout)
 	case c.Hold < 0 || c.Hold >= c.Timeout:
 		return errors.New("-hold must be shorter than -timeout")
+	case c.StartEvery < 0 || c.StartEvery > time.Minute:
+		return errors.New("-start-every must be between 0 and 1m")
+	case c.StartAt < 0 || (c.StartAt > 0 && c.StartAt >= c.StartEvery):
+		return errors.New("-start-at needs -start-every and must be shorter than it")
 	}
 	if c.Sources == 0 {
 		c.Sources = (c.N + 19_999) / 20_000

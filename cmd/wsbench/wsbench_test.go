@@ -317,3 +317,26 @@ func parseResult(t *testing.T, out string) result {
 	t.Fatalf("no RESULT line in:\n%s", out)
 	return result{}
 }
+
+// TestSendStart: with -start-every the send phase starts on the next
+// wall-clock multiple plus -start-at, never before the earliest time.
+func TestSendStart(t *testing.T) {
+	base := time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		earliest  time.Duration
+		every, at time.Duration
+		want      time.Duration
+	}{
+		{350 * time.Millisecond, 0, 0, 350 * time.Millisecond},
+		{350 * time.Millisecond, time.Second, 0, time.Second},
+		{350 * time.Millisecond, time.Second, 25 * time.Millisecond, time.Second + 25*time.Millisecond},
+		{10 * time.Millisecond, time.Second, 25 * time.Millisecond, 25 * time.Millisecond},
+		{25 * time.Millisecond, time.Second, 25 * time.Millisecond, 25 * time.Millisecond},
+		{26 * time.Millisecond, time.Second, 25 * time.Millisecond, time.Second + 25*time.Millisecond},
+	} {
+		got := sendStart(base.Add(tt.earliest), tt.every, tt.at)
+		if want := base.Add(tt.want); !got.Equal(want) {
+			t.Errorf("sendStart(+%v, every %v, at %v) = +%v, want +%v", tt.earliest, tt.every, tt.at, got.Sub(base), tt.want)
+		}
+	}
+}
