@@ -3,6 +3,7 @@ package migrations_test
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,6 +52,30 @@ func TestSQLiteHistoryWithoutRowIDKeepsMessages(t *testing.T) {
 			}
 		}
 	}
+	createdAt := func() []string {
+		t.Helper()
+		rows, err := db.SQL.Query(`SELECT created_at FROM history_messages ORDER BY "offset"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	index := func(stage string) {
+		t.Helper()
+		var n int
+		if err := db.SQL.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'history_messages_created_at' AND tbl_name = 'history_messages'`).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("%s: history_messages_created_at indexes %d (%v), want 1", stage, n, err)
+		}
+	}
 	withoutRowID := func() bool {
 		var sql string
 		if err := db.SQL.QueryRow(`SELECT sql FROM sqlite_master WHERE name = 'history_messages'`).Scan(&sql); err != nil {
@@ -62,9 +87,14 @@ func TestSQLiteHistoryWithoutRowIDKeepsMessages(t *testing.T) {
 	if withoutRowID() {
 		t.Fatal("history_messages is WITHOUT ROWID before migration 6")
 	}
+	before := createdAt()
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if got := createdAt(); !slices.Equal(got, before) {
+		t.Fatalf("created_at changed by the migration: %v, want %v", got, before)
+	}
+	index("after up")
 	if !withoutRowID() {
 		t.Fatal("history_messages is not WITHOUT ROWID after migration 6")
 	}
@@ -78,6 +108,7 @@ func TestSQLiteHistoryWithoutRowIDKeepsMessages(t *testing.T) {
 		t.Fatal("history_messages is still WITHOUT ROWID after down")
 	}
 	check("after down", 75)
+	index("after down")
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatal(err)
 	}

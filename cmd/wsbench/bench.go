@@ -402,26 +402,35 @@ holding:
 	}
 }
 
-// sendStart is the first time at or after earliest that is a wall-clock
-// multiple of every plus at (earliest itself when every is 0). Paced
-// senders send at start + k/rate, so two runs started this way with
-// rates dividing every keep a fixed phase to each other whatever second
-// each starts in.
-func sendStart(earliest time.Time, every, at time.Duration) time.Time {
-	if every <= 0 {
-		return earliest
+// sendStart is when the send phase starts: at (-start-unix-ms) unless it
+// is zero or earlier than earliest, then earliest; late says at had passed.
+func sendStart(earliest, at time.Time) (start time.Time, late bool) {
+	if at.IsZero() || at.Before(earliest) {
+		return earliest, !at.IsZero()
 	}
-	t := earliest.Truncate(every).Add(at)
-	for t.Before(earliest) {
-		t = t.Add(every)
-	}
-	return t
+	return at, false
 }
 
 // send starts every worker's senders at one common time and waits until
-// every member has what it is owed; s2 is the servers' sample before.
+// every member has what it is owed; s2 is the servers' sample before, taken
+// again shortly before a start that is far off, so the server CPU counted
+// is the send phase's.
 func (c *coordinator) send(ctx context.Context, s2 []procSample) error {
-	t0 := sendStart(time.Now().Add(100*time.Millisecond), c.cfg.StartEvery, c.cfg.StartAt)
+	t0, late := sendStart(time.Now().Add(100*time.Millisecond), c.cfg.StartAt)
+	if late {
+		c.res.StartLate = true
+		c.logf("-start-unix-ms has passed: sending now, not at the time given")
+	}
+	if wait := time.Until(t0) - 100*time.Millisecond; wait > 100*time.Millisecond {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if s, err := c.servers.sample(); err == nil {
+			s2 = s
+		}
+	}
 	c.logf("sending %d messages (%d senders)", c.res.Messages, c.res.Senders)
 	c.broadcast("go " + strconv.FormatInt(t0.UnixNano(), 10))
 	complete, err := collect[completeEvent](ctx, c.hs, "complete")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -79,8 +80,8 @@ func historyMarkdown(args []string, stdout io.Writer) error {
 		p("\n")
 		for _, pr := range pairs {
 			if len(pr.onRuns) > 1 || len(pr.offRun) > 1 {
-				p("%s: %d runs with history on and %d off; each row above pools every delivery of its runs (deliveries/s and CPU over their summed send time). p99 of each run in order, on: %s; off: %s.\n\n",
-					pr.label, len(pr.onRuns), len(pr.offRun), runP99s(pr.onRuns), runP99s(pr.offRun))
+				p("%s: %d runs with history on and %d off; each row above pools every delivery of its runs (deliveries/s and CPU over their summed send time). p99 of each run in order, on: %s; off: %s%s.\n\n",
+					pr.label, len(pr.onRuns), len(pr.offRun), runP99s(pr.onRuns), runP99s(pr.offRun), pairDiffs(pr.onRuns, pr.offRun))
 			}
 		}
 	}
@@ -193,4 +194,30 @@ func runP99s(runs []savedRun) string {
 		s = append(s, fmt.Sprintf("%.3f", rn.r.LatencyMs.P99))
 	}
 	return strings.Join(s, ", ") + " ms"
+}
+
+// pairDiffs is "; on − off by pair: …, median …" for as many on runs as
+// off runs (the i-th of each side run next to or with each other), or ""
+// when the sides differ in count or a run has no result. The median of the
+// pairs is the figure a single slow spell moves least: the pool's p99 is
+// set by its slowest runs.
+func pairDiffs(on, off []savedRun) string {
+	if len(on) != len(off) || len(on) < 2 {
+		return ""
+	}
+	d := make([]float64, len(on))
+	var s []string
+	for i := range on {
+		if on[i].r == nil || off[i].r == nil {
+			return ""
+		}
+		d[i] = on[i].r.LatencyMs.P99 - off[i].r.LatencyMs.P99
+		s = append(s, fmt.Sprintf("%+.3f", d[i]))
+	}
+	slices.Sort(d)
+	med := d[len(d)/2]
+	if len(d)%2 == 0 {
+		med = (d[len(d)/2-1] + d[len(d)/2]) / 2
+	}
+	return fmt.Sprintf("; on − off by pair: %s ms (median %+.3f ms)", strings.Join(s, ", "), med)
 }

@@ -82,8 +82,7 @@ type config struct {
 	JWTSecret  string
 	Timeout    time.Duration
 	Settle     time.Duration
-	StartEvery time.Duration // the send phase starts on a multiple of this (wall clock) …
-	StartAt    time.Duration // … plus this
+	StartAt    time.Time // the send phase starts then (zero: once settled)
 	Quiet      bool
 	CPUProfile string
 }
@@ -171,8 +170,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&cfg.JWTSecret, "jwt-secret", getenv("JWT_SECRET"), "server's JWT secret (default $JWT_SECRET, else the embedded mode's <sqlite>.jwt-secret file)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "hard limit for the whole run")
 	fs.DurationVar(&cfg.Settle, "settle", time.Second, "after connecting, wait until no frame has arrived for this long (the join storm is over)")
-	fs.DurationVar(&cfg.StartEvery, "start-every", 0, "start sending at a wall-clock multiple of this, plus -start-at (0: 100 ms after settling); two runs side by side against two servers with -start-every 1s and -start-at 0 / 25ms send out of phase")
-	fs.DurationVar(&cfg.StartAt, "start-at", 0, "with -start-every: the offset from the multiple")
+	var startMs int64
+	fs.Int64Var(&startMs, "start-unix-ms", 0, "start sending at this wall-clock time, in ms since 1970 (0: 100 ms after settling); two runs side by side against two servers started 25 ms apart send out of phase")
 	fs.BoolVar(&cfg.Quiet, "q", false, "no progress lines on stderr")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write this process's CPU profile here (with -procs 1 it covers the sockets too)")
 	if err := fs.Parse(args); err != nil {
@@ -182,6 +181,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	cfg.URLs, cfg.ServerPIDs = urls, pids
+	if startMs < 0 {
+		return cfg, errors.New("-start-unix-ms must not be negative")
+	} else if startMs > 0 {
+		cfg.StartAt = time.UnixMilli(startMs)
+	}
 	return cfg, cfg.defaults()
 }
 
@@ -248,10 +252,8 @@ func (c *config) defaults() error {
 		return fmt.Errorf("-timeout %s: want at most %s", c.Timeout, maxTimeout)
 	case c.Hold < 0 || c.Hold >= c.Timeout:
 		return errors.New("-hold must be shorter than -timeout")
-	case c.StartEvery < 0 || c.StartEvery > time.Minute:
-		return errors.New("-start-every must be between 0 and 1m")
-	case c.StartAt < 0 || (c.StartAt > 0 && c.StartAt >= c.StartEvery):
-		return errors.New("-start-at needs -start-every and must be shorter than it")
+	case !c.StartAt.IsZero() && c.StartAt.Sub(time.Now()) > c.Timeout:
+		return errors.New("-start-unix-ms is later than -timeout from now")
 	}
 	if c.Sources == 0 {
 		c.Sources = (c.N + 19_999) / 20_000

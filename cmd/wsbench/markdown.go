@@ -151,7 +151,9 @@ func rawResults(p printFunc, runs []savedRun) {
 		if rn.r == nil {
 			continue
 		}
-		b, _ := json.Marshal(rn.r)
+		r := *rn.r
+		r.LatencyHist = nil // hundreds of buckets; the quantiles are beside it
+		b, _ := json.Marshal(r)
 		p("<details><summary>%s</summary>\n\n```json\n%s\n```\n\n</details>\n\n", rn.label, b)
 	}
 }

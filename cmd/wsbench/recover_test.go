@@ -216,7 +216,7 @@ func TestHistoryMarkdownPoolsRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := out.String()
-	for _, want := range []string{"| W4 | on | 100 | 100% | ", " / 2.0", "| W4 | off | 100 |", "p99 of each run in order, on: 20.", ", 2.0"} {
+	for _, want := range []string{"| W4 | on | 100 | 100% | ", " / 2.0", "| W4 | off | 100 |", "p99 of each run in order, on: 20.", ", 2.0", "on − off by pair: +19.", "(median +"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("pooled history markdown lacks %q:\n%s", want, got)
 		}

@@ -83,6 +83,7 @@ type result struct {
 	LatencyMs        quantiles `json:"latency_ms"`
 	LatencyHist      *histJSON `json:"latency_hist,omitempty"` // every delivery's latency, for pooling runs (wsbench history)
 	ScheduleLagMs    float64   `json:"schedule_lag_max_ms,omitempty"`
+	StartLate        bool      `json:"start_late,omitempty"` // -start-unix-ms had passed when the run was ready to send
 	TimedOut         bool      `json:"timed_out"`
 
 	SendFailures     map[string]int    `json:"send_failures,omitempty"`
@@ -294,6 +295,9 @@ func printResult(w io.Writer, r *result) {
 		row("lost / dup / out of order", "%d / %d / %d  (foreign %d, invalid %d)", r.Lost, r.Duplicates, r.OutOfOrder, r.Foreign, r.Invalid)
 		if r.Rate > 0 {
 			row("schedule lag max", "%.3f ms", r.ScheduleLagMs)
+		}
+		if r.StartLate {
+			row("start", "late: -start-unix-ms had passed when the run was ready to send")
 		}
 		row("tool CPU (send phase)", "%d ms = %.1f%% of one core%s", r.ToolCPUSendMs, r.ToolCPUSendPct, map[bool]string{true: "  ← the tool may be the bottleneck"}[r.ToolSaturated])
 	}

@@ -318,25 +318,26 @@ func parseResult(t *testing.T, out string) result {
 	return result{}
 }
 
-// TestSendStart: with -start-every the send phase starts on the next
-// wall-clock multiple plus -start-at, never before the earliest time.
+// TestSendStart: -start-unix-ms sets the start unless it has passed by
+// the time the run is ready, when the run starts at once and says so.
 func TestSendStart(t *testing.T) {
 	base := time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)
 	for _, tt := range []struct {
-		earliest  time.Duration
-		every, at time.Duration
-		want      time.Duration
+		earliest, at, want time.Duration // from base; at -1: not given
+		late               bool
 	}{
-		{350 * time.Millisecond, 0, 0, 350 * time.Millisecond},
-		{350 * time.Millisecond, time.Second, 0, time.Second},
-		{350 * time.Millisecond, time.Second, 25 * time.Millisecond, time.Second + 25*time.Millisecond},
-		{10 * time.Millisecond, time.Second, 25 * time.Millisecond, 25 * time.Millisecond},
-		{25 * time.Millisecond, time.Second, 25 * time.Millisecond, 25 * time.Millisecond},
-		{26 * time.Millisecond, time.Second, 25 * time.Millisecond, time.Second + 25*time.Millisecond},
+		{350 * time.Millisecond, -1, 350 * time.Millisecond, false},
+		{350 * time.Millisecond, 5 * time.Second, 5 * time.Second, false},
+		{350 * time.Millisecond, 350 * time.Millisecond, 350 * time.Millisecond, false},
+		{350 * time.Millisecond, 25 * time.Millisecond, 350 * time.Millisecond, true},
 	} {
-		got := sendStart(base.Add(tt.earliest), tt.every, tt.at)
-		if want := base.Add(tt.want); !got.Equal(want) {
-			t.Errorf("sendStart(+%v, every %v, at %v) = +%v, want +%v", tt.earliest, tt.every, tt.at, got.Sub(base), tt.want)
+		var at time.Time
+		if tt.at >= 0 {
+			at = base.Add(tt.at)
+		}
+		got, late := sendStart(base.Add(tt.earliest), at)
+		if want := base.Add(tt.want); !got.Equal(want) || late != tt.late {
+			t.Errorf("sendStart(+%v, at %v) = +%v, late %v; want +%v, late %v", tt.earliest, tt.at, got.Sub(base), late, tt.want, tt.late)
 		}
 	}
 }
