@@ -50,7 +50,8 @@ func NewHistoryStore(db *gorm.DB) *HistoryStore {
 }
 
 // placeholders numbers query's ? placeholders $1, $2, … for PostgreSQL
-// (pgx takes no ?); SQLite takes ? as written.
+// (pgx takes no ?); SQLite takes ? as written. Every ? is taken for a
+// placeholder: Append's statements hold none inside a literal.
 func (s *HistoryStore) placeholders(query string) string {
 	if s.dialect != Postgres {
 		return query
