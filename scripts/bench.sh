@@ -25,7 +25,7 @@
 #   BENCH_DURATION=30s   how long the paced runs (W4, W5) send
 #   BENCH_W4_REPS=3      W4 runs with history on and as many off, interleaved
 #                        (on off, off on, on off …), pooled in the history table
-#   BENCH_W4_PAIRS=2     W4pair runs: history on and off side by side, at once
+#   BENCH_W4_PAIRS=4     W4pair runs: history on and off side by side, at once
 #   BENCH_IDLE_HOLD=35s  how long the idle runs (W1*) hold their sockets
 #                        before RSS is read: past one WS_PING_INTERVAL (30 s),
 #                        so every socket has answered a ping, as idle sockets
@@ -267,7 +267,7 @@ fi
 # sides alike, which one pair of sequential runs cannot promise. Which side
 # goes first swaps every repetition.
 if wanted W4pair; then
-  for ((i = 1; i <= ${BENCH_W4_PAIRS:-2}; i++)); do
+  for ((i = 1; i <= ${BENCH_W4_PAIRS:-4}; i++)); do
     base=$DBDIR
     mkdir -p "$base/on" "$base/off"
     DBDIR=$base/on start_server "W4pair.$i"
