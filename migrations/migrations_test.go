@@ -6,16 +6,18 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"switchboard/internal/testenv"
 	"switchboard/migrations"
 	"switchboard/models"
 )
 
-// TestSQLiteHistoryWithoutRowIDKeepsMessages: migration 6 (SQLite only) rebuilds
-// history_messages as a WITHOUT ROWID table; the messages stored before it
-// are all there after, in order, new ones continue their offsets, and the
-// table is WITHOUT ROWID. Down and Up again keep them too.
+// TestSQLiteHistoryWithoutRowIDKeepsMessages: migration 6 (SQLite only)
+// rebuilds history_messages as a WITHOUT ROWID table; the messages stored
+// at version 5 are all there after, in order, with their created_at, new
+// ones continue their offsets (through 7's triggers), and the table is
+// WITHOUT ROWID. Down and Up again keep them too.
 func TestSQLiteHistoryWithoutRowIDKeepsMessages(t *testing.T) {
 	ctx := context.Background()
 	db := testenv.Open(t, models.Target{Dialect: models.SQLite, DSN: filepath.Join(t.TempDir(), "m.db")})
@@ -34,6 +36,16 @@ func TestSQLiteHistoryWithoutRowIDKeepsMessages(t *testing.T) {
 			batch[i] = models.HistoryAppend{Group: "chat-m", Encode: func(off uint64) []byte { return []byte{byte('a' + off%26)} }}
 		}
 		if _, _, err := h.Append(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Messages stored at version 5, as that schema's writer stored them.
+	if _, err := db.SQL.Exec(`INSERT INTO history_groups (name, epoch, last_offset) VALUES ('chat-m', 'e5', 70)`); err != nil {
+		t.Fatal(err)
+	}
+	for off := 1; off <= 70; off++ {
+		if _, err := db.SQL.Exec(`INSERT INTO history_messages (group_name, "offset", payload, created_at) VALUES ('chat-m', ?, ?, ?)`,
+			off, string(rune('a'+off%26)), time.Date(2026, 11, 30, 12, 0, off, 0, time.UTC)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -83,7 +95,6 @@ func TestSQLiteHistoryWithoutRowIDKeepsMessages(t *testing.T) {
 		}
 		return strings.Contains(sql, "WITHOUT ROWID")
 	}
-	appendN(70)
 	if withoutRowID() {
 		t.Fatal("history_messages is WITHOUT ROWID before migration 6")
 	}
@@ -101,6 +112,7 @@ func TestSQLiteHistoryWithoutRowIDKeepsMessages(t *testing.T) {
 	check("after up", 70)
 	appendN(5)
 	check("after up and 5 more", 75)
+	// Down past 7's triggers and 6.
 	if _, err := p.DownTo(ctx, 5); err != nil {
 		t.Fatal(err)
 	}

@@ -173,3 +173,51 @@ func BenchmarkHistoryAppend(b *testing.B) {
 		cancel()
 	}
 }
+
+// TestHistoryAppendTwoStoresOneFile: two stores on one SQLite file (two
+// processes) append to one group in turn, each in batches, so each one's
+// knowledge of the group's last offset is stale at every commit after the
+// other's. Every offset is used once, in order, with the payload its
+// writer was told; and what each store returned is what was stored.
+func TestHistoryAppendTwoStoresOneFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "shared.db")
+	stores := []*models.HistoryStore{models.NewHistoryStore(openManual(t, path)), models.NewHistoryStore(openManual(t, path))}
+	got := map[uint64]string{}
+	for round := range 30 {
+		s := stores[round%2]
+		n := 1 + round%4
+		batch := make([]models.HistoryAppend, n)
+		for i := range batch {
+			batch[i] = models.HistoryAppend{Group: "chat-t", Encode: func(off uint64) []byte { return []byte(fmt.Sprintf("s%d-%d", round%2, off)) }}
+		}
+		entries, _, err := s.Append(ctx, batch)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		for _, e := range entries {
+			if _, dup := got[e.Offset]; dup {
+				t.Fatalf("round %d: offset %d given twice", round, e.Offset)
+			}
+			got[e.Offset] = string(e.Payload)
+		}
+	}
+	stored, err := stores[0].Range(ctx, "chat-t", 0, 1<<40, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != len(got) {
+		t.Fatalf("%d stored, %d appended", len(stored), len(got))
+	}
+	for i, e := range stored {
+		if e.Offset != uint64(i+1) || string(e.Payload) != got[e.Offset] {
+			t.Fatalf("stored #%d: offset %d %q; want offset %d %q", i, e.Offset, e.Payload, i+1, got[uint64(i+1)])
+		}
+	}
+	for i, s := range stores {
+		_, last, err := s.Position(ctx, "chat-t")
+		if err != nil || last != uint64(len(got)) {
+			t.Fatalf("store %d: position %d (%v), want %d", i, last, err, len(got))
+		}
+	}
+}
