@@ -125,6 +125,9 @@ func (s *HistoryStore) Append(ctx context.Context, batch []HistoryAppend) ([]His
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("append history: %w", err)
 	}
+	if len(batch) == 0 {
+		return nil, map[string]string{}, nil // nothing to store (an INSERT needs a row)
+	}
 	counts := map[string]uint64{}
 	var order []string
 	for _, a := range batch {

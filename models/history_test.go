@@ -21,6 +21,9 @@ func TestHistoryAppendOffsets(t *testing.T) {
 		t.Run(string(dialect), func(t *testing.T) {
 			h := models.NewHistoryStore(testenv.Database(t, dialect).Gorm)
 			want := map[string]uint64{}
+			if entries, _, err := h.Append(ctx, nil); err != nil || len(entries) != 0 {
+				t.Fatalf("Append(empty) = %v, %v; want nothing stored, no error", entries, err)
+			}
 			for _, size := range []int{1, 3, 85, 64, 17, 2} {
 				batch := make([]models.HistoryAppend, size)
 				for i := range batch {
