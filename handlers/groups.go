@@ -140,14 +140,15 @@ func handleHistory(history *models.HistoryStore) gin.HandlerFunc {
 		}
 		var entries []models.HistoryEntry
 		if s, ok := c.GetQuery("since"); ok {
-			since, perr := strconv.ParseUint(s, 10, 64)
+			// Offsets are BIGINT columns: a since above 2^63-1 is no offset.
+			since, perr := strconv.ParseUint(s, 10, 63)
 			if perr != nil {
-				middleware.WriteError(c, models.Errorf(models.EINVALID, "bad since"))
+				middleware.WriteError(c, models.Errorf(models.EINVALID, "bad since: want an offset from 0 to 9223372036854775807"))
 				return
 			}
 			entries, err = history.Range(ctx, group, since, last, limit)
 		} else {
-			entries, err = history.Latest(ctx, group, limit)
+			entries, err = history.Latest(ctx, group, last, limit)
 		}
 		if err != nil {
 			middleware.WriteError(c, err)

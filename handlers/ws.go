@@ -130,6 +130,18 @@ func joinChat(s *session, claims middleware.Claims) bool {
 	d, client := s.d, s.client
 	group := ws.ChatGroup(client.Username)
 	client.Hold()
+	if since, ok := s.query["since"]; ok && d.hub.HistoryOn() {
+		// A member coming from a process that is ahead of this one: bring
+		// the group here up to its since first, or its recovery would be
+		// refused as from the future.
+		if after, err := strconv.ParseUint(since, 10, 64); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := d.hub.CatchUp(ctx, group, after); err != nil {
+				d.logger.Warn("history catch-up", "group", group, "err", err)
+			}
+			cancel()
+		}
+	}
 	pos, err := d.hub.JoinGroup(context.Background(), group, client)
 	if err != nil {
 		client.Release()
@@ -224,13 +236,15 @@ func sendChat(s *session, text, id string) {
 	d := s.d
 	group := ws.ChatGroup(s.client.Username)
 	m := ws.ChatMessage{Type: "message", Group: group, User: s.client.Username, Text: text, TS: ws.FormatTS(d.now())}
-	gm := ws.GroupMessage{Group: group, Encode: func(off uint64) []byte {
+	// Origin is set even without an id: a message that cannot be stored
+	// is not sent, and its sender is closed with 1011 (told), not left
+	// to think it went out.
+	gm := ws.GroupMessage{Group: group, Origin: s.client, Encode: func(off uint64) []byte {
 		m := m
 		m.Offset = off
 		return ws.Encode(m)
 	}}
 	if id != "" {
-		gm.Origin = s.client
 		gm.EncodeOrigin = func(off uint64) []byte {
 			m := m
 			m.Offset, m.ID = off, id

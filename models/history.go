@@ -377,15 +377,20 @@ func newEpoch() string {
 
 // Position returns group's epoch and last offset, creating the group (and
 // its epoch) on first use, so the epoch a member is welcomed with is the
-// one its later messages carry.
+// one its later messages carry. Once the group exists it is a plain read:
+// on SQLite it then takes no write lock, so joins, history reads and
+// catch-ups do not queue behind (or hold up) commits.
 func (s *HistoryStore) Position(ctx context.Context, group string) (epoch string, offset uint64, err error) {
 	var row historyGroup
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := ensureGroup(tx, group); err != nil {
-			return err
-		}
-		return tx.Where("name = ?", group).Take(&row).Error
-	})
+	err = s.db.WithContext(ctx).Where("name = ?", group).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if err := ensureGroup(tx, group); err != nil {
+				return err
+			}
+			return tx.Where("name = ?", group).Take(&row).Error
+		})
+	}
 	if err != nil {
 		return "", 0, fmt.Errorf("history position of %q: %w", group, err)
 	}
@@ -439,14 +444,17 @@ func (s *HistoryStore) RangeShared(ctx context.Context, group, epoch string, aft
 	return append(got, more...), nil
 }
 
-// Latest returns group's newest limit messages, oldest first.
-func (s *HistoryStore) Latest(ctx context.Context, group string, limit int) ([]HistoryEntry, error) {
+// Latest returns group's newest limit messages at or below offset upto,
+// oldest first. Bounded by a position read just before, a page of history
+// and the offset answered beside it agree: a reader that goes on with
+// since=upto misses nothing and gets nothing twice.
+func (s *HistoryStore) Latest(ctx context.Context, group string, upto uint64, limit int) ([]HistoryEntry, error) {
 	var rows []struct {
 		Offset  uint64
 		Payload string
 	}
 	err := s.db.WithContext(ctx).Table("history_messages").Select(`"offset", payload`).
-		Where("group_name = ?", group).Order(`"offset" DESC`).Limit(limit).Scan(&rows).Error
+		Where(`group_name = ? AND "offset" <= ?`, group, upto).Order(`"offset" DESC`).Limit(limit).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("read history of %q: %w", group, err)
 	}
@@ -459,22 +467,68 @@ func (s *HistoryStore) Latest(ctx context.Context, group string, limit int) ([]H
 
 // Trim deletes, in every group, messages beyond the newest keep and those
 // older than maxAge (0: no age limit). Offsets are never reused: the
-// group's last_offset stays.
+// group's last_offset stays. It deletes at most trimChunk rows per
+// statement, each statement its own transaction, so on SQLite (one
+// writer at a time) the commits that deliver messages wait for one chunk
+// at most, never for a whole backlog (HISTORY_SIZE lowered, a TTL
+// expiring millions of rows).
 func (s *HistoryStore) Trim(ctx context.Context, keep int, maxAge time.Duration) error {
-	db := s.db.WithContext(ctx)
-	err := db.Exec(`DELETE FROM history_messages WHERE "offset" <= (
-		SELECT g.last_offset - ? FROM history_groups g WHERE g.name = history_messages.group_name)`, keep).Error
-	if err == nil && maxAge > 0 {
-		err = db.Exec(`DELETE FROM history_messages WHERE created_at < ?`, time.Now().UTC().Add(-maxAge)).Error
-	}
-	if err != nil {
+	if err := s.trim(ctx, keep, maxAge, trimChunk); err != nil {
 		return fmt.Errorf("trim history: %w", err)
 	}
-	// What RangeShared kept may include messages just deleted.
-	s.recent.mu.Lock()
-	clear(s.recent.groups)
-	s.recent.mu.Unlock()
 	return nil
+}
+
+// trimChunk bounds the rows one trimming statement deletes.
+const trimChunk = 1000
+
+func (s *HistoryStore) trim(ctx context.Context, keep int, maxAge time.Duration, chunk int) error {
+	defer func() {
+		// What RangeShared kept may include messages just deleted.
+		s.recent.mu.Lock()
+		clear(s.recent.groups)
+		s.recent.mu.Unlock()
+	}()
+	db := s.db.WithContext(ctx)
+	// The groups holding more than keep. Each one's oldest offset is a
+	// seek to the start of its run of the primary key (group_name,
+	// offset), not a scan of its messages.
+	var over []struct {
+		Name        string
+		LastOffset  uint64
+		FirstOffset uint64
+	}
+	err := db.Raw(`SELECT name, last_offset, first_offset FROM (
+		SELECT g.name, g.last_offset,
+			(SELECT MIN(m."offset") FROM history_messages m WHERE m.group_name = g.name) AS first_offset
+		FROM history_groups g WHERE g.last_offset > ?) t
+		WHERE first_offset IS NOT NULL AND first_offset + ? <= last_offset`, keep, keep).Scan(&over).Error
+	if err != nil {
+		return err
+	}
+	for _, g := range over {
+		bound := g.LastOffset - uint64(keep) // delete offsets <= bound
+		for lo := g.FirstOffset; lo <= bound; lo += uint64(chunk) {
+			hi := min(bound, lo+uint64(chunk)-1)
+			if err := db.Exec(`DELETE FROM history_messages WHERE group_name = ? AND "offset" <= ?`, g.Name, hi).Error; err != nil {
+				return err
+			}
+		}
+	}
+	if maxAge <= 0 {
+		return nil
+	}
+	cutoff := time.Now().UTC().Add(-maxAge)
+	for {
+		res := db.Exec(`DELETE FROM history_messages WHERE (group_name, "offset") IN (
+			SELECT group_name, "offset" FROM history_messages WHERE created_at < ? LIMIT ?)`, cutoff, chunk)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected < int64(chunk) {
+			return nil
+		}
+	}
 }
 
 // recentWindows keeps, for up to recentGroups groups, the newest messages

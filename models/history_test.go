@@ -3,9 +3,14 @@ package models_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"gorm.io/gorm"
 
 	"switchboard/internal/testenv"
 	"switchboard/models"
@@ -59,9 +64,14 @@ func TestHistoryAppendOffsets(t *testing.T) {
 						t.Fatalf("Range(%s)[%d].Offset = %d", g, i, e.Offset)
 					}
 				}
-				latest, err := h.Latest(ctx, g, 5)
+				latest, err := h.Latest(ctx, g, math.MaxInt64, 5)
 				if err != nil || len(latest) != 5 || latest[4].Offset != last {
 					t.Errorf("Latest(%s, 5) = %v, %v; want the newest 5 ending at %d", g, latest, err, last)
+				}
+				// Bounded by an offset read before: nothing newer than it.
+				latest, err = h.Latest(ctx, g, last-3, 5)
+				if err != nil || len(latest) != 5 || latest[4].Offset != last-3 {
+					t.Errorf("Latest(%s, upto %d, 5) = %v, %v; want the 5 ending at %d", g, last-3, latest, err, last-3)
 				}
 			}
 			if err := h.Trim(ctx, 10, 0); err != nil {
@@ -222,5 +232,67 @@ func TestHistoryAppendTwoStoresOneFile(t *testing.T) {
 		if err != nil || last != uint64(len(got)) {
 			t.Fatalf("store %d: position %d (%v), want %d", i, last, err, len(got))
 		}
+	}
+}
+
+// TestHistoryTrimInChunks: Trim keeps the newest keep of every group and
+// drops what is older than maxAge, without reusing an offset, and no
+// statement of it deletes more than 1,000 rows: on SQLite each holds the
+// one write lock the commits that deliver messages need. Before, one
+// DELETE took a whole backlog.
+func TestHistoryTrimInChunks(t *testing.T) {
+	ctx := context.Background()
+	for _, dialect := range testenv.Dialects(t) {
+		t.Run(string(dialect), func(t *testing.T) {
+			db := testenv.Database(t, dialect).Gorm
+			h := models.NewHistoryStore(db)
+			for g, n := range map[string]int{"a": 2600, "b": 30} {
+				for done := 0; done < n; {
+					batch := make([]models.HistoryAppend, min(500, n-done))
+					for i := range batch {
+						batch[i] = models.HistoryAppend{Group: g, Encode: func(off uint64) []byte { return []byte(fmt.Sprint(off)) }}
+					}
+					if _, _, err := h.Append(ctx, batch); err != nil {
+						t.Fatal(err)
+					}
+					done += len(batch)
+				}
+			}
+			var mu sync.Mutex
+			most, deletes := int64(0), 0
+			err := db.Callback().Raw().After("gorm:raw").Register("test:delete_rows", func(tx *gorm.DB) {
+				if strings.HasPrefix(strings.TrimSpace(tx.Statement.SQL.String()), "DELETE") {
+					mu.Lock()
+					most, deletes = max(most, tx.RowsAffected), deletes+1
+					mu.Unlock()
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.Trim(ctx, 1500, 0); err != nil {
+				t.Fatal(err)
+			}
+			a, _ := h.Range(ctx, "a", 0, 2600, 10000)
+			b, _ := h.Range(ctx, "b", 0, 30, 10000)
+			if len(a) != 1500 || a[0].Offset != 1101 || len(b) != 30 {
+				t.Fatalf("after Trim(1500): a keeps %d from %v, b %d; want a 1101..2600, all 30 of b", len(a), a[0], len(b))
+			}
+			time.Sleep(20 * time.Millisecond)
+			if err := h.Trim(ctx, 1500, 10*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			a, _ = h.Range(ctx, "a", 0, 2600, 10000)
+			b, _ = h.Range(ctx, "b", 0, 30, 10000)
+			if len(a)+len(b) != 0 {
+				t.Fatalf("after the TTL trim %d + %d messages left, want none", len(a), len(b))
+			}
+			if most > 1000 || deletes < 4 {
+				t.Errorf("trimming ran %d DELETEs, the largest of %d rows; want chunks of at most 1000", deletes, most)
+			}
+			if _, last, err := h.Position(ctx, "a"); err != nil || last != 2600 {
+				t.Errorf("Position(a) after trimming = %d, %v; want 2600 (offsets are never reused)", last, err)
+			}
+		})
 	}
 }

@@ -51,6 +51,7 @@ export const CloseCode = Object.freeze({
   UNAUTHORIZED: 4001,
   FORBIDDEN: 4003,
   REVOKED: 4004,
+  INSUFFICIENT_STATE: 4005,
 });
 
 // Action is what the client does after a close:
@@ -91,6 +92,10 @@ export const closeKinds = Object.freeze({
   // The token was revoked ("log out everywhere", a password change, an
   // administrator): refreshing cannot help, only logging in again.
   4004: closeKind('revoked', Action.LOGOUT, 'You were logged out everywhere, please log in again'),
+  // The server could not give this socket some group messages in order
+  // (missing from its history): reconnecting with since recovers them,
+  // or the welcome says recovered: false and the page marks the gap.
+  4005: closeKind('resync', Action.RECONNECT, 'Catching up on missed messages'),
 });
 
 // Any other code: a lost connection, retried with backoff.

@@ -230,6 +230,7 @@ func (b *RedisBroker) subscribeLoop() {
 func (b *RedisBroker) receiveLoop() {
 	defer b.wg.Done()
 	backoff := 100 * time.Millisecond
+	reconnecting := false // an error since the last subscription confirmed
 	for b.ctx.Err() == nil {
 		m, err := b.ps.ReceiveTimeout(b.ctx, 5*time.Second)
 		if err != nil {
@@ -243,12 +244,21 @@ func (b *RedisBroker) receiveLoop() {
 					continue
 				}
 			}
+			reconnecting = true
 			b.setUp(false, err)
 			sleep(b.ctx, backoff+time.Duration(rand.Int64N(int64(backoff)/2+1)))
 			backoff = min(backoff*2, 5*time.Second)
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		if sub, ok := m.(*redis.Subscription); ok && reconnecting && sub.Kind == "subscribe" {
+			// go-redis has reconnected and resubscribed: what was published
+			// while this process was not subscribed is read from history
+			// now, not when a later message happens to show the gap (the
+			// health loop's resync may run before the resubscription).
+			reconnecting = false
+			b.startResync(100 * time.Millisecond)
+		}
 		msg, ok := m.(*redis.Message)
 		if !ok {
 			continue // subscription confirmations and pongs

@@ -21,6 +21,12 @@ var (
 	CloseTokenExpired = CloseReason{CodeUnauthenticated, "token expired"}
 	CloseTokenMissing = CloseReason{CodeUnauthenticated, "token missing"}
 	CloseTokenRevoked = CloseReason{CodeRevoked, "token revoked"}
+	// CloseInsufficientState: this process could not give the member a
+	// group's messages in offset order (missing from history: trimmed, or
+	// the database failed), so it closes the member rather than skip them;
+	// reconnecting with since recovers them all or says recovered:false.
+	// Centrifugo's "insufficient state" disconnect, for the same case.
+	CloseInsufficientState = CloseReason{CodeInsufficientState, "insufficient state: reconnect with since"}
 )
 
 // Close codes for authentication failures; the reason is one of the
@@ -32,3 +38,7 @@ const (
 	// change): log in again; refreshing will not help (unlike 4001).
 	CodeRevoked = 4004
 )
+
+// CodeInsufficientState closes a member that missed group messages this
+// process cannot deliver in order (CloseInsufficientState).
+const CodeInsufficientState = 4005

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -139,57 +140,125 @@ func (h *Hub) Add(c *Client) error {
 // Join makes c a member of channel, subscribing this process to it when c
 // is its first local member.
 func (h *Hub) Join(name string, c *Client) error {
-	_, err := h.join(name, c, nil)
+	_, _, _, err := h.join(name, c, nil, false)
 	return err
 }
 
 // JoinGroup makes c a member of group and returns the group's position at
 // that instant: every message after it reaches c, none before it does.
 // With history on, the first local member reads the group's position from
-// the database.
+// the database (never under the hub's lock), and the group is then
+// brought up to date from history: a message stored and delivered between
+// that read and the channel's creation reached no local member.
 func (h *Hub) JoinGroup(ctx context.Context, group string, c *Client) (Position, error) {
+	name := GroupChannel(group)
 	if h.history == nil {
-		return Position{}, h.Join(GroupChannel(group), c)
+		return Position{}, h.Join(name, c)
 	}
-	h.mu.RLock()
-	known := h.channels[GroupChannel(group)] != nil
-	h.mu.RUnlock()
-	var log *groupLog
-	if !known {
-		epoch, offset, err := h.history.Position(ctx, group)
+	for {
+		h.mu.RLock()
+		known := h.channels[name] != nil
+		h.mu.RUnlock()
+		var log *groupLog
+		if !known {
+			epoch, offset, err := h.history.Position(ctx, group)
+			if err != nil {
+				return Position{}, err
+			}
+			log = &groupLog{group: group, epoch: epoch, offset: offset}
+		}
+		pos, ch, created, err := h.join(name, c, log, true)
+		if errors.Is(err, errChannelGone) {
+			continue // it went away meanwhile: read the position again
+		}
 		if err != nil {
 			return Position{}, err
 		}
-		log = &groupLog{group: group, epoch: epoch, offset: offset}
+		if created {
+			// On an error c may have missed a message: the caller closes
+			// it (it is not welcomed yet) and it reconnects.
+			if err := h.catchUp(ctx, name, ch); err != nil {
+				return Position{}, fmt.Errorf("history catch-up of %q: %w", group, err)
+			}
+		}
+		return pos, nil
 	}
-	return h.join(GroupChannel(group), c, func() *groupLog {
-		if log != nil {
-			return log
-		}
-		// The channel went away meanwhile: read again.
-		epoch, offset, err := h.history.Position(ctx, group)
-		if err != nil {
-			h.logger.Warn("history position", "group", group, "err", err)
-		}
-		return &groupLog{group: group, epoch: epoch, offset: offset}
-	})
 }
 
-// join adds c to channel name; newLog, when set, gives a new channel its
-// group log.
-func (h *Hub) join(name string, c *Client, newLog func() *groupLog) (Position, error) {
+// errChannelGone: a group channel JoinGroup saw vanished before the join.
+var errChannelGone = errors.New("channel gone")
+
+// CatchUp brings group up to date from history when this process has
+// delivered less of it than a reconnecting member has seen (since): the
+// member may come from a process that is ahead (its message still on its
+// way through Redis, or never published because that process died after
+// storing it). Without it the member's recovery would be refused as from
+// the future. It costs a database read only when this process is behind
+// since.
+func (h *Hub) CatchUp(ctx context.Context, group string, since uint64) error {
+	if h.history == nil {
+		return nil
+	}
+	name := GroupChannel(group)
+	h.mu.RLock()
+	ch := h.channels[name]
+	h.mu.RUnlock()
+	if ch == nil || ch.log == nil {
+		return nil // the next join reads the position from the database
+	}
+	ch.mu.RLock()
+	behind := ch.log.offset < since
+	ch.mu.RUnlock()
+	if !behind {
+		return nil
+	}
+	return h.catchUp(ctx, name, ch)
+}
+
+// catchUp delivers to ch's members, in order, what history holds of the
+// group beyond what this process has delivered. A run missing from
+// history (trimmed) is held and then handled by fillGap like any gap.
+func (h *Hub) catchUp(ctx context.Context, name string, ch *channel) error {
+	ch.mu.RLock()
+	group, from := ch.log.group, ch.log.offset
+	ch.mu.RUnlock()
+	_, last, err := h.history.Position(ctx, group)
+	if err != nil {
+		return err
+	}
+	if last <= from {
+		return nil
+	}
+	entries, err := h.history.Range(ctx, group, from, last, int(last-from))
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		h.deliver(name, Message{Payload: e.Payload, Seq: e.Offset})
+	}
+	return nil
+}
+
+// join adds c to channel name and returns the channel, and whether this
+// call created it. For a group channel (group), a new channel gets log,
+// which JoinGroup read before the lock; when log is nil (the channel
+// existed when JoinGroup looked) and the channel is gone, join returns
+// errChannelGone instead of reading the database under h.mu, which would
+// stall every delivery and join of this process meanwhile.
+func (h *Hub) join(name string, c *Client, log *groupLog, group bool) (Position, *channel, bool, error) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		return Position{}, ErrHubClosed
+		return Position{}, nil, false, ErrHubClosed
 	}
 	ch := h.channels[name]
 	first := ch == nil
 	if first {
-		ch = &channel{name: name, index: map[*Client]int{}}
-		if newLog != nil {
-			ch.log = newLog()
+		if group && log == nil {
+			h.mu.Unlock()
+			return Position{}, nil, false, errChannelGone
 		}
+		ch = &channel{name: name, index: map[*Client]int{}, log: log}
 		h.channels[name] = ch
 		// Subscribe under h.mu so a racing last-Leave's Unsubscribe of the
 		// same channel cannot be applied after it; it never blocks.
@@ -210,7 +279,7 @@ func (h *Hub) join(name string, c *Client, newLog func() *groupLog) (Position, e
 	c.mu.Lock()
 	c.channels = append(c.channels, ch.name)
 	c.mu.Unlock()
-	return pos, nil
+	return pos, ch, first, nil
 }
 
 // Leave removes c from channel, unsubscribing when it was the last member.
@@ -416,10 +485,21 @@ func (h *Hub) fillGap(name string, ch *channel) {
 	}
 	ch.mu.Lock()
 	if log.offset < to {
-		// Not in history (trimmed, or the database failed): move on
-		// rather than hold the group forever.
-		h.logger.Warn("history gap could not be filled", "group", log.group, "from", log.offset+1, "to", to)
+		// Not in history (trimmed, or the database failed): the members
+		// present cannot get these messages in order, so they are told
+		// (closed, CloseInsufficientState) rather than skipped past them;
+		// each reconnects with since and recovers all it missed or hears
+		// recovered:false. The log moves on, so members joining from now
+		// on start after the gap and the group is not held forever.
+		h.logger.Warn("history gap could not be filled: closing the group's members here",
+			"group", log.group, "from", log.offset+1, "to", to, "members", len(ch.members))
+		h.closeMembers(ch, CloseInsufficientState)
 		log.offset = to
+		for off := range log.held {
+			if off <= log.offset {
+				delete(log.held, off) // read from history behind the gap
+			}
+		}
 	}
 	h.drainHeld(ch)
 	log.filling = false
@@ -433,7 +513,9 @@ func (h *Hub) fillGap(name string, ch *channel) {
 // Resync brings every local group up to date from history: what this
 // process missed while the channel layer was away (a Redis outage or a
 // subscription not yet active) reaches its members in order. Brokers call
-// it after they (re)subscribe.
+// it after they (re)subscribe. A group whose history cannot be read has
+// its members here closed with CloseInsufficientState: they may have
+// missed messages, and reconnecting with since tells them which.
 func (h *Hub) Resync() {
 	if h.history == nil {
 		return
@@ -449,21 +531,20 @@ func (h *Hub) Resync() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for name, ch := range groups {
-		ch.mu.RLock()
-		group, from := ch.log.group, ch.log.offset
-		ch.mu.RUnlock()
-		_, last, err := h.history.Position(ctx, group)
-		if err != nil || last <= from {
-			continue
+		if err := h.catchUp(ctx, name, ch); err != nil {
+			h.logger.Warn("history resync failed: closing the group's members here", "group", ch.log.group, "err", err)
+			ch.mu.Lock()
+			h.closeMembers(ch, CloseInsufficientState)
+			ch.mu.Unlock()
 		}
-		entries, err := h.history.Range(ctx, group, from, last, int(last-from))
-		if err != nil {
-			h.logger.Warn("history resync", "group", group, "err", err)
-			continue
-		}
-		for _, e := range entries {
-			h.deliver(name, Message{Payload: e.Payload, Seq: e.Offset})
-		}
+	}
+}
+
+// closeMembers closes every member of ch with r (ch.mu held; Close never
+// blocks).
+func (h *Hub) closeMembers(ch *channel, r CloseReason) {
+	for _, c := range ch.members {
+		c.Close(r)
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"switchboard/internal/testenv"
+	"switchboard/models"
 )
 
 // member is one chat socket that records every message frame by offset.
@@ -22,6 +24,7 @@ type member struct {
 	conn    *websocket.Conn
 	welcome map[string]any
 	frames  chan map[string]any
+	readErr error // why the reads ended; set before frames is closed
 }
 
 // joinChat dials base's /ws/chat/ as tok, with recovery parameters when
@@ -43,6 +46,7 @@ func joinChat(t testing.TB, wsBase, tok, since, epoch string) *member {
 		for {
 			_, b, err := conn.ReadMessage()
 			if err != nil {
+				m.readErr = err
 				return
 			}
 			var f map[string]any
@@ -334,4 +338,125 @@ func TestClusterHistorySurvivesCrashAndRedisLoss(t *testing.T) {
 		t.Fatalf("recovery after a Redis flush: welcome = %v", a3.welcome)
 	}
 	checkContiguous(t, a3.messages(start+131, 20*time.Second), start+101, start+131)
+}
+
+// TestHistoryMemberFromAProcessAhead: a member that saw offsets this
+// process has not delivered yet (another process stored them, and its
+// Redis publish is late or never came because it died) reconnects here
+// with since: the group is brought up to date from history first, so the
+// welcome says recovered:true, the local members get the messages they
+// were missing, and nobody gets one twice. Before CatchUp the welcome
+// said recovered:false ("future since"). The other process is a second
+// HistoryStore on the same database, appending directly.
+func TestHistoryMemberFromAProcessAhead(t *testing.T) {
+	for _, db := range runDatabases(t) {
+		t.Run(db.name, func(t *testing.T) {
+			srv := startServe(t, db.getenv(map[string]string{"WS_RATE_LIMIT": "0"}))
+			wsBase := "ws" + strings.TrimPrefix(srv.base, "http")
+			for _, u := range []string{"ada", "abe"} {
+				srv.call(t, "POST", "/api/users/", "", map[string]string{"username": u, "password": "password123"})
+			}
+			_, ada := srv.login(t, "ada", "password123")
+			_, abe := srv.login(t, "abe", "password123")
+			here := joinChat(t, wsBase, ada, "", "")
+			here.send("one")
+			here.messages(here.offset()+1, 10*time.Second)
+			seen := here.offset() + 1
+
+			target, err := models.ParseDatabaseURL(db.url, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			other, err := models.Open(target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { closeDB(other) })
+			store := models.NewHistoryStore(other)
+			batch := make([]models.HistoryAppend, 3)
+			for i := range batch {
+				text := fmt.Sprintf("elsewhere %d", i)
+				batch[i] = models.HistoryAppend{Group: "chat-a", Encode: func(off uint64) []byte {
+					return []byte(fmt.Sprintf(`{"type":"message","group":"chat-a","user":"abe","text":%q,"offset":%d}`, text, off))
+				}}
+			}
+			if _, _, err := store.Append(context.Background(), batch); err != nil {
+				t.Fatal(err)
+			}
+
+			// abe saw all three on the other process, which then died.
+			back := joinChat(t, wsBase, abe, fmt.Sprint(seen+3), here.epoch())
+			if back.welcome["recovered"] != true || back.offset() != seen+3 {
+				t.Fatalf("welcome = %v, want recovered true at offset %d", back.welcome, seen+3)
+			}
+			got := here.messages(seen+3, 10*time.Second)
+			checkContiguous(t, got, seen+1, seen+3)
+			if got[0]["text"] != "elsewhere 0" {
+				t.Errorf("first caught-up message = %v, want the other process's first", got[0])
+			}
+			here.send("live")
+			if f := back.messages(seen+4, 10*time.Second); len(f) != 1 || f[0]["text"] != "live" {
+				t.Errorf("abe got %v, want only the live message (nothing it had seen, nothing twice)", f)
+			}
+			if f := here.messages(seen+4, 10*time.Second); len(f) != 1 {
+				t.Errorf("ada got %v after the catch-up, want only the live message", f)
+			}
+			status, _ := srv.call(t, "GET", "/api/groups/chat-a/history?since=9223372036854775808", "JWT "+ada, nil)
+			if status != 400 {
+				t.Errorf("GET history?since=2^63 = %d, want 400 (no offset is that big)", status)
+			}
+		})
+	}
+}
+
+// TestHistoryStoreFailureTellsTheSender: a chat message that cannot be
+// stored is not delivered, and its sender is closed with 1011, also when
+// it sent plain text with no id (a Django-era client, or the page):
+// before, such a message was dropped and nobody was told. The database
+// is broken from outside, as a failing disk or a dropped table would.
+func TestHistoryStoreFailureTellsTheSender(t *testing.T) {
+	for _, db := range runDatabases(t) {
+		t.Run(db.name, func(t *testing.T) {
+			srv := startServe(t, db.getenv(map[string]string{"WS_RATE_LIMIT": "0"}))
+			wsBase := "ws" + strings.TrimPrefix(srv.base, "http")
+			srv.call(t, "POST", "/api/users/", "", map[string]string{"username": "fay", "password": "password123"})
+			_, fay := srv.login(t, "fay", "password123")
+			m := joinChat(t, wsBase, fay, "", "")
+			m.send("stored")
+			m.messages(m.offset()+1, 10*time.Second)
+
+			target, err := models.ParseDatabaseURL(db.url, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			other, err := models.Open(target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { closeDB(other) })
+			if err := other.Exec(`DROP TABLE history_messages`).Error; err != nil {
+				t.Fatal(err)
+			}
+			m.send("lost unless the sender is told")
+			deadline := time.After(10 * time.Second)
+			for {
+				select {
+				case f, ok := <-m.frames:
+					if !ok {
+						var ce *websocket.CloseError
+						if !errors.As(m.readErr, &ce) || ce.Code != 1011 {
+							t.Fatalf("socket ended with %v, want close 1011", m.readErr)
+						}
+						return
+					}
+					if f["type"] == "message" {
+						t.Fatalf("got %v, want no delivery of a message that was not stored", f)
+					}
+					continue
+				case <-deadline:
+					t.Fatal("sender not closed within 10s after its message could not be stored")
+				}
+			}
+		})
+	}
 }

@@ -1,0 +1,121 @@
+package ws
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"switchboard/migrations"
+	"switchboard/models"
+)
+
+// historyHub is a hub with history on a fresh SQLite file of the test's.
+func historyHub(t *testing.T) (*Hub, *models.HistoryStore) {
+	t.Helper()
+	db, err := models.Open(models.Target{Dialect: models.SQLite, DSN: filepath.Join(t.TempDir(), "h.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := migrations.Up(context.Background(), sqlDB, models.SQLite); err != nil {
+		t.Fatal(err)
+	}
+	store := models.NewHistoryStore(db)
+	h := NewHub(NewMemoryBroker(), WithHistory(store, HistoryConfig{Size: 100, RecoveryMax: 100}, nil))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.Shutdown(ctx)
+		sqlDB.Close()
+	})
+	return h, store
+}
+
+// queueClient is a member with no writer: the test reads its queue.
+func queueClient(t *testing.T) *Client {
+	cfg := DefaultClientConfig()
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return &Client{cfg: &cfg, raw: a, writing: true}
+}
+
+// closeCode is the close code c was closed with (0: not closed).
+func closeCode(c *Client) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closing || len(c.queue) == 0 {
+		return 0
+	}
+	f := c.queue[len(c.queue)-1]
+	if len(f) < 4 || f[0] != finBit|opClose {
+		return -1
+	}
+	return int(f[2])<<8 | int(f[3])
+}
+
+// TestGapNotInHistoryClosesMembers: a message that arrives ahead of
+// offsets history does not hold (trimmed, or lost with the database)
+// closes the group's members here with 4005 "insufficient state", so each
+// reconnects with since and recovers or hears recovered:false; before,
+// the hub skipped the gap and delivered the later message as if nothing
+// were missing. A member joining afterwards starts after the gap.
+func TestGapNotInHistoryClosesMembers(t *testing.T) {
+	h, _ := historyHub(t)
+	ctx := context.Background()
+	c := queueClient(t)
+	pos, err := h.JoinGroup(ctx, "chat-g", c)
+	if err != nil || pos.Offset != 0 {
+		t.Fatalf("JoinGroup = %+v, %v; want offset 0", pos, err)
+	}
+	// Offset 3 from "another process"; 1 and 2 are in no history.
+	h.deliver(GroupChannel("chat-g"), Message{Payload: []byte(`{"type":"message","offset":3}`), Seq: 3})
+	deadline := time.Now().Add(5 * time.Second)
+	for closeCode(c) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := closeCode(c); got != CodeInsufficientState {
+		t.Fatalf("member's close code = %d, want %d (told, not skipped past offsets 1..2)", got, CodeInsufficientState)
+	}
+	c2 := queueClient(t)
+	if pos, err := h.JoinGroup(ctx, "chat-g", c2); err != nil || pos.Offset != 3 {
+		t.Fatalf("a later join = %+v, %v; want offset 3 (after the gap and the held message)", pos, err)
+	}
+}
+
+// TestCatchUpDeliversWhatAnotherProcessStored: when this process has
+// delivered less of a group than a reconnecting member has seen (since),
+// CatchUp gives the local members, at once, what history holds beyond
+// this process's offset: a message another process stored but whose
+// publish never came here. Then a join starts after it.
+func TestCatchUpDeliversWhatAnotherProcessStored(t *testing.T) {
+	h, store := historyHub(t)
+	ctx := context.Background()
+	c := queueClient(t)
+	if _, err := h.JoinGroup(ctx, "chat-k", c); err != nil {
+		t.Fatal(err)
+	}
+	// Stored by another process whose publish never reached this one.
+	if _, _, err := store.Append(ctx, []models.HistoryAppend{{Group: "chat-k", Encode: func(off uint64) []byte {
+		return []byte(`{"type":"message"}`)
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.CatchUp(ctx, "chat-k", 1); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	n := len(c.queue)
+	c.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("member has %d frames queued after CatchUp(since 1), want the 1 stored elsewhere", n)
+	}
+	c2 := queueClient(t)
+	if pos, err := h.JoinGroup(ctx, "chat-k", c2); err != nil || pos.Offset != 1 {
+		t.Fatalf("JoinGroup after the catch-up = %+v, %v; want offset 1", pos, err)
+	}
+}
