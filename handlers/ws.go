@@ -142,7 +142,10 @@ func joinChat(s *session, claims middleware.Claims) bool {
 			cancel()
 		}
 	}
-	pos, err := d.hub.JoinGroup(context.Background(), group, client)
+	// Bounded: a database that hangs must not hold the handshake forever.
+	jctx, jcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	pos, err := d.hub.JoinGroup(jctx, group, client)
+	jcancel()
 	if err != nil {
 		client.Release()
 		if errors.Is(err, ws.ErrHubClosed) {

@@ -2,8 +2,10 @@ package ws
 
 import (
 	"context"
+	"errors"
 	"net"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,5 +119,58 @@ func TestCatchUpDeliversWhatAnotherProcessStored(t *testing.T) {
 	c2 := queueClient(t)
 	if pos, err := h.JoinGroup(ctx, "chat-k", c2); err != nil || pos.Offset != 1 {
 		t.Fatalf("JoinGroup after the catch-up = %+v, %v; want offset 1", pos, err)
+	}
+}
+
+// failingPositions is the real store, with Position failing while fail
+// is set (a database that is briefly unreachable).
+type failingPositions struct {
+	HistoryStore
+	fail atomic.Bool
+}
+
+func (f *failingPositions) Position(ctx context.Context, group string) (string, uint64, error) {
+	if f.fail.Load() {
+		return "", 0, errors.New("database unreachable")
+	}
+	return f.HistoryStore.Position(ctx, group)
+}
+
+// TestResyncThatCannotReadClosesAndMarksStale: a resync (after Redis
+// came back) that cannot read a group's history, after its retries,
+// closes the group's members here with 4005 (they may have missed
+// messages) and marks the group stale, so the next join reads history
+// first and starts after what this process missed. Before, the resync
+// skipped the group: its members were told nothing and a later join got
+// the stale offset.
+func TestResyncThatCannotReadClosesAndMarksStale(t *testing.T) {
+	_, store := historyHub(t)
+	fs := &failingPositions{HistoryStore: store}
+	h := NewHub(NewMemoryBroker(), WithHistory(fs, HistoryConfig{Size: 100, RecoveryMax: 100}, nil))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.Shutdown(ctx)
+	})
+	ctx := context.Background()
+	c := queueClient(t)
+	if _, err := h.JoinGroup(ctx, "chat-r", c); err != nil {
+		t.Fatal(err)
+	}
+	// Two messages another process stored while Redis was away.
+	for range 2 {
+		if _, _, err := store.Append(ctx, []models.HistoryAppend{{Group: "chat-r", Encode: func(uint64) []byte { return []byte(`{}`) }}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs.fail.Store(true)
+	h.Resync() // three tries, 1 s and 2 s apart
+	if got := closeCode(c); got != CodeInsufficientState {
+		t.Fatalf("member's close code after a failed resync = %d, want %d", got, CodeInsufficientState)
+	}
+	fs.fail.Store(false)
+	c2 := queueClient(t)
+	if pos, err := h.JoinGroup(ctx, "chat-r", c2); err != nil || pos.Offset != 2 {
+		t.Fatalf("join after the failed resync = %+v, %v; want offset 2 (history read first)", pos, err)
 	}
 }

@@ -56,6 +56,10 @@ type channel struct {
 	members []*Client
 	index   map[*Client]int
 	log     *groupLog // a group's ordered stream, when history is on
+	// catching lets one catch-up of the group run at a time: the members
+	// of a dead process reconnecting here at once share the first one's
+	// reads instead of each reading the same rows.
+	catching sync.Mutex
 }
 
 // groupLog is this process's place in one group's stream: members get the
@@ -68,6 +72,10 @@ type groupLog struct {
 	offset  uint64             // the last offset delivered to local members
 	held    map[uint64]Message // arrived early, by offset
 	filling bool               // a gap fill is scheduled
+	// stale: a resync could not read the group's history, so this process
+	// may be behind it without knowing by how much; the next join or
+	// catch-up reads it whatever since says.
+	stale bool
 }
 
 // gapWait is how long an early message waits for the ones before it to
@@ -166,6 +174,8 @@ func (h *Hub) JoinGroup(ctx context.Context, group string, c *Client) (Position,
 				return Position{}, err
 			}
 			log = &groupLog{group: group, epoch: epoch, offset: offset}
+		} else if err := h.catchUpStale(ctx, name); err != nil {
+			return Position{}, fmt.Errorf("history catch-up of %q: %w", group, err)
 		}
 		pos, ch, created, err := h.join(name, c, log, true)
 		if errors.Is(err, errChannelGone) {
@@ -177,7 +187,7 @@ func (h *Hub) JoinGroup(ctx context.Context, group string, c *Client) (Position,
 		if created {
 			// On an error c may have missed a message: the caller closes
 			// it (it is not welcomed yet) and it reconnects.
-			if err := h.catchUp(ctx, name, ch); err != nil {
+			if err := h.catchUp(ctx, name, ch, 0); err != nil {
 				return Position{}, fmt.Errorf("history catch-up of %q: %w", group, err)
 			}
 		}
@@ -207,34 +217,65 @@ func (h *Hub) CatchUp(ctx context.Context, group string, since uint64) error {
 		return nil // the next join reads the position from the database
 	}
 	ch.mu.RLock()
-	behind := ch.log.offset < since
+	behind := ch.log.offset < since || ch.log.stale
 	ch.mu.RUnlock()
 	if !behind {
 		return nil
 	}
-	return h.catchUp(ctx, name, ch)
+	return h.catchUp(ctx, name, ch, since)
+}
+
+// catchUpStale catches channel name up before a join when a resync
+// could not (its log is stale), so the joining member's position is
+// after what this process missed, not before it.
+func (h *Hub) catchUpStale(ctx context.Context, name string) error {
+	h.mu.RLock()
+	ch := h.channels[name]
+	h.mu.RUnlock()
+	if ch == nil || ch.log == nil {
+		return nil
+	}
+	ch.mu.RLock()
+	stale := ch.log.stale
+	ch.mu.RUnlock()
+	if !stale {
+		return nil
+	}
+	return h.catchUp(ctx, name, ch, 0)
 }
 
 // catchUp delivers to ch's members, in order, what history holds of the
-// group beyond what this process has delivered. A run missing from
-// history (trimmed) is held and then handled by fillGap like any gap.
-func (h *Hub) catchUp(ctx context.Context, name string, ch *channel) error {
+// group beyond what this process has delivered, and clears the log's
+// stale mark. A run missing from history (trimmed) is held and then
+// handled by fillGap like any gap. One runs per channel at a time; a
+// caller with since (CatchUp) that waited for another finds nothing left
+// to do once this process has delivered since.
+func (h *Hub) catchUp(ctx context.Context, name string, ch *channel, since uint64) error {
+	ch.catching.Lock()
+	defer ch.catching.Unlock()
 	ch.mu.RLock()
-	group, from := ch.log.group, ch.log.offset
+	group, from, stale := ch.log.group, ch.log.offset, ch.log.stale
 	ch.mu.RUnlock()
+	if since != 0 && from >= since && !stale {
+		return nil // caught up by the call this one waited for
+	}
 	_, last, err := h.history.Position(ctx, group)
 	if err != nil {
 		return err
 	}
-	if last <= from {
-		return nil
+	if last > from {
+		entries, err := h.history.Range(ctx, group, from, last, int(last-from))
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			h.deliver(name, Message{Payload: e.Payload, Seq: e.Offset})
+		}
 	}
-	entries, err := h.history.Range(ctx, group, from, last, int(last-from))
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		h.deliver(name, Message{Payload: e.Payload, Seq: e.Offset})
+	if stale {
+		ch.mu.Lock()
+		ch.log.stale = false
+		ch.mu.Unlock()
 	}
 	return nil
 }
@@ -513,9 +554,11 @@ func (h *Hub) fillGap(name string, ch *channel) {
 // Resync brings every local group up to date from history: what this
 // process missed while the channel layer was away (a Redis outage or a
 // subscription not yet active) reaches its members in order. Brokers call
-// it after they (re)subscribe. A group whose history cannot be read has
-// its members here closed with CloseInsufficientState: they may have
-// missed messages, and reconnecting with since tells them which.
+// it after they (re)subscribe. Each group gets its own deadline and up to
+// resyncTries reads, backing off between them; a group still unread after
+// that has its members here closed with CloseInsufficientState (they may
+// have missed messages, and reconnecting with since tells them which) and
+// is marked stale, so the next join or recovery reads it first.
 func (h *Hub) Resync() {
 	if h.history == nil {
 		return
@@ -528,16 +571,52 @@ func (h *Hub) Resync() {
 		}
 	}
 	h.mu.RUnlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	var failed []string
 	for name, ch := range groups {
-		if err := h.catchUp(ctx, name, ch); err != nil {
-			h.logger.Warn("history resync failed: closing the group's members here", "group", ch.log.group, "err", err)
-			ch.mu.Lock()
-			h.closeMembers(ch, CloseInsufficientState)
-			ch.mu.Unlock()
+		if err := h.resyncGroup(name, ch); err != nil {
+			failed = append(failed, name)
 		}
 	}
+	for wait, try := time.Second, 1; len(failed) > 0 && try < resyncTries; wait, try = wait*2, try+1 {
+		time.Sleep(wait)
+		h.mu.RLock()
+		closed := h.closed
+		h.mu.RUnlock()
+		if closed {
+			return // shutting down: the members are being closed with 1001
+		}
+		again := failed[:0]
+		for _, name := range failed {
+			if err := h.resyncGroup(name, groups[name]); err != nil {
+				again = append(again, name)
+			}
+		}
+		failed = again
+	}
+	for _, name := range failed {
+		ch := groups[name]
+		h.logger.Warn("history resync failed: closing the group's members here", "group", ch.log.group, "tries", resyncTries)
+		ch.mu.Lock()
+		ch.log.stale = true
+		h.closeMembers(ch, CloseInsufficientState)
+		ch.mu.Unlock()
+	}
+}
+
+// resyncTries bounds Resync's reads of one group (1 s, 2 s between).
+const resyncTries = 3
+
+// resyncGroup is one catch-up of one group for Resync, with its own
+// deadline, so a slow database or many groups cannot run one shared
+// deadline out and fail the groups after it.
+func (h *Hub) resyncGroup(name string, ch *channel) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := h.catchUp(ctx, name, ch, 0)
+	if err != nil {
+		h.logger.Warn("history resync", "group", ch.log.group, "err", err)
+	}
+	return err
 }
 
 // closeMembers closes every member of ch with r (ch.mu held; Close never
