@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -172,5 +173,76 @@ func TestResyncThatCannotReadClosesAndMarksStale(t *testing.T) {
 	c2 := queueClient(t)
 	if pos, err := h.JoinGroup(ctx, "chat-r", c2); err != nil || pos.Offset != 2 {
 		t.Fatalf("join after the failed resync = %+v, %v; want offset 2 (history read first)", pos, err)
+	}
+}
+
+// slowBroker is the in-process broker with group publishes held until
+// release is closed: a Redis PUBLISH that is slow to return (the writer
+// publishes a batch one message after another).
+type slowBroker struct {
+	MemoryBroker
+	release chan struct{}
+}
+
+func (b *slowBroker) Publish(ctx context.Context, channel string, msg Message) error {
+	if msg.Seq != 0 {
+		<-b.release
+	}
+	return b.MemoryBroker.Publish(ctx, channel, msg)
+}
+
+// TestGapFillWaitsForTheWritersOwnCopy: a message from another process
+// that arrives while this process's writer is still publishing a lower
+// offset it stored does not make the hub read that offset from history:
+// the sender gets its own copy, with the id it chose, not a bare one
+// from history followed by its own copy dropped as a repeat.
+func TestGapFillWaitsForTheWritersOwnCopy(t *testing.T) {
+	_, store := historyHub(t)
+	b := &slowBroker{release: make(chan struct{})}
+	h := NewHub(b, WithHistory(store, HistoryConfig{Size: 100, RecoveryMax: 100}, nil))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.Shutdown(ctx)
+	})
+	ctx := context.Background()
+	sender := queueClient(t)
+	if _, err := h.JoinGroup(ctx, "chat-w", sender); err != nil {
+		t.Fatal(err)
+	}
+	err := h.PublishGroup(ctx, GroupMessage{Group: "chat-w", Origin: sender,
+		Encode:       func(off uint64) []byte { return []byte(`{"type":"message"}`) },
+		EncodeOrigin: func(off uint64) []byte { return []byte(`{"type":"message","id":"c-1"}`) },
+	}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Offset 1 is stored once Position says so; its publish is held.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, last, err := store.Position(ctx, "chat-w"); err == nil && last == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("offset 1 not stored within 5s")
+		}
+	}
+	h.deliver(GroupChannel("chat-w"), Message{Payload: []byte(`{"type":"message","offset":2}`), Seq: 2})
+	time.Sleep(4 * gapWait) // the gap fill has had its turn
+	close(b.release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		sender.mu.Lock()
+		q := append([][]byte(nil), sender.queue...)
+		sender.mu.Unlock()
+		if len(q) == 2 {
+			if !strings.Contains(string(q[0]), `"id":"c-1"`) {
+				t.Fatalf("sender's first frame = %q, want its own copy with its id", q[0])
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sender has %d frames, want 2 (its own message, then offset 2)", len(q))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -70,6 +70,14 @@ type historyWriter struct {
 	stop   chan struct{}
 	done   sync.WaitGroup
 	closed sync.Once
+
+	// publishing holds, per group, the first offset of a committed batch
+	// this writer is still publishing: the hub's gap fill waits for those
+	// rather than read them from history, so the sender's own copy (with
+	// its id) is the one delivered. Each publish may wait on Redis, so a
+	// large batch can take longer than gapWait to go out.
+	pubMu      sync.Mutex
+	publishing map[string]uint64
 }
 
 type pendingAppend struct {
@@ -86,8 +94,8 @@ func newHistoryWriter(store HistoryStore, cfg HistoryConfig, logger *slog.Logger
 		logger = slog.New(slog.DiscardHandler)
 	}
 	w := &historyWriter{store: store, cfg: cfg, logger: logger, publish: publish,
-		metrics: newHistoryMetrics(),
-		in:      make(chan pendingAppend, 4096), stop: make(chan struct{})}
+		metrics: newHistoryMetrics(), publishing: map[string]uint64{},
+		in: make(chan pendingAppend, 4096), stop: make(chan struct{})}
 	w.done.Add(2)
 	go w.run()
 	go w.trimLoop()
@@ -199,6 +207,20 @@ func (w *historyWriter) commit(batch []pendingAppend) {
 		}
 		return
 	}
+	w.pubMu.Lock()
+	for i, p := range batch {
+		if _, ok := w.publishing[p.m.Group]; !ok {
+			w.publishing[p.m.Group] = entries[i].Offset // batch order: the group's first
+		}
+	}
+	w.pubMu.Unlock()
+	defer func() {
+		w.pubMu.Lock()
+		for _, p := range batch {
+			delete(w.publishing, p.m.Group)
+		}
+		w.pubMu.Unlock()
+	}()
 	for i, p := range batch {
 		msg := Message{Payload: entries[i].Payload, Seq: entries[i].Offset, Origin: p.m.Origin}
 		if p.m.Origin != nil && p.m.EncodeOrigin != nil {
@@ -213,6 +235,15 @@ func (w *historyWriter) commit(batch []pendingAppend) {
 			p.done <- nil
 		}
 	}
+}
+
+// publishingUpTo reports whether this writer is still publishing a
+// committed batch of group that holds offsets at or below upto.
+func (w *historyWriter) publishingUpTo(group string, upto uint64) bool {
+	w.pubMu.Lock()
+	defer w.pubMu.Unlock()
+	first, ok := w.publishing[group]
+	return ok && first <= upto
 }
 
 // trimLoop applies HISTORY_SIZE and HISTORY_TTL once a minute, apart from

@@ -514,6 +514,14 @@ func (h *Hub) fillGap(name string, ch *channel) {
 		ch.mu.Unlock()
 		return
 	}
+	if h.writer != nil && h.writer.publishingUpTo(log.group, to) {
+		// This process's own writer stored some of the missing offsets
+		// and is publishing them: wait for its copies, which carry their
+		// senders' ids, rather than read bare ones from history.
+		time.AfterFunc(gapWait, func() { h.fillGap(name, ch) })
+		ch.mu.Unlock()
+		return
+	}
 	ch.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
+	"gorm.io/gorm"
 
 	"switchboard/internal/testenv"
 	"switchboard/models"
@@ -340,6 +341,22 @@ func TestClusterHistorySurvivesCrashAndRedisLoss(t *testing.T) {
 	checkContiguous(t, a3.messages(start+131, 20*time.Second), start+101, start+131)
 }
 
+// openAsAnotherProcess opens db's database apart from the server under
+// test, as another switchboard process (or an operator) would.
+func openAsAnotherProcess(t *testing.T, db runDB) *gorm.DB {
+	t.Helper()
+	target, err := models.ParseDatabaseURL(db.url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := models.Open(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeDB(other) })
+	return other
+}
+
 // TestHistoryMemberFromAProcessAhead: a member that saw offsets this
 // process has not delivered yet (another process stored them, and its
 // Redis publish is late or never came because it died) reconnects here
@@ -363,15 +380,7 @@ func TestHistoryMemberFromAProcessAhead(t *testing.T) {
 			here.messages(here.offset()+1, 10*time.Second)
 			seen := here.offset() + 1
 
-			target, err := models.ParseDatabaseURL(db.url, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			other, err := models.Open(target)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { closeDB(other) })
+			other := openAsAnotherProcess(t, db)
 			store := models.NewHistoryStore(other)
 			batch := make([]models.HistoryAppend, 3)
 			for i := range batch {
@@ -425,15 +434,7 @@ func TestHistoryStoreFailureTellsTheSender(t *testing.T) {
 			m.send("stored")
 			m.messages(m.offset()+1, 10*time.Second)
 
-			target, err := models.ParseDatabaseURL(db.url, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			other, err := models.Open(target)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { closeDB(other) })
+			other := openAsAnotherProcess(t, db)
 			if err := other.Exec(`DROP TABLE history_messages`).Error; err != nil {
 				t.Fatal(err)
 			}
