@@ -28,15 +28,22 @@ func historyHub(t *testing.T) (*Hub, *models.HistoryStore) {
 	if _, err := migrations.Up(context.Background(), sqlDB, models.SQLite); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { sqlDB.Close() }) // after the hubs' shutdowns
 	store := models.NewHistoryStore(db)
-	h := NewHub(NewMemoryBroker(), WithHistory(store, HistoryConfig{Size: 100, RecoveryMax: 100}, nil))
+	return newHistoryHub(t, NewMemoryBroker(), store), store
+}
+
+// newHistoryHub is a hub on broker b with history in store, shut down
+// when the test ends.
+func newHistoryHub(t *testing.T, b Broker, store HistoryStore) *Hub {
+	t.Helper()
+	h := NewHub(b, WithHistory(store, HistoryConfig{Size: 100, RecoveryMax: 100}, nil))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		h.Shutdown(ctx)
-		sqlDB.Close()
 	})
-	return h, store
+	return h
 }
 
 // queueClient is a member with no writer: the test reads its queue.
@@ -147,12 +154,7 @@ func (f *failingPositions) Position(ctx context.Context, group string) (string, 
 func TestResyncThatCannotReadClosesAndMarksStale(t *testing.T) {
 	_, store := historyHub(t)
 	fs := &failingPositions{HistoryStore: store}
-	h := NewHub(NewMemoryBroker(), WithHistory(fs, HistoryConfig{Size: 100, RecoveryMax: 100}, nil))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		h.Shutdown(ctx)
-	})
+	h := newHistoryHub(t, NewMemoryBroker(), fs)
 	ctx := context.Background()
 	c := queueClient(t)
 	if _, err := h.JoinGroup(ctx, "chat-r", c); err != nil {
@@ -199,12 +201,7 @@ func (b *slowBroker) Publish(ctx context.Context, channel string, msg Message) e
 func TestGapFillWaitsForTheWritersOwnCopy(t *testing.T) {
 	_, store := historyHub(t)
 	b := &slowBroker{release: make(chan struct{})}
-	h := NewHub(b, WithHistory(store, HistoryConfig{Size: 100, RecoveryMax: 100}, nil))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		h.Shutdown(ctx)
-	})
+	h := newHistoryHub(t, b, store)
 	ctx := context.Background()
 	sender := queueClient(t)
 	if _, err := h.JoinGroup(ctx, "chat-w", sender); err != nil {

@@ -124,6 +124,20 @@ func (m *member) send(texts ...string) {
 	}
 }
 
+// registerAll registers users (password "password123") and returns a
+// token for each.
+func (s *server) registerAll(t testing.TB, users ...string) map[string]string {
+	t.Helper()
+	toks := map[string]string{}
+	for _, u := range users {
+		if status, body := s.call(t, "POST", "/api/users/", "", map[string]string{"username": u, "password": "password123"}); status != 201 {
+			t.Fatalf("register %s = %d %v", u, status, body)
+		}
+		_, toks[u] = s.login(t, u, "password123")
+	}
+	return toks
+}
+
 // TestHistoryRecovery: on a real server (each dialect), a member that was
 // away gets exactly the messages it missed, in order, before live ones;
 // with messages still being sent during the reconnect there is no gap or
@@ -134,13 +148,7 @@ func TestHistoryRecovery(t *testing.T) {
 		t.Run(db.name, func(t *testing.T) {
 			srv := startServe(t, db.getenv(map[string]string{"WS_RATE_LIMIT": "0", "HISTORY_RECOVERY_MAX": "500"}))
 			wsBase := "ws" + strings.TrimPrefix(srv.base, "http")
-			toks := map[string]string{}
-			for _, u := range []string{"hana", "hugo"} {
-				if status, body := srv.call(t, "POST", "/api/users/", "", map[string]string{"username": u, "password": "password123"}); status != 201 {
-					t.Fatalf("register %s = %d %v", u, status, body)
-				}
-				_, toks[u] = srv.login(t, u, "password123")
-			}
+			toks := srv.registerAll(t, "hana", "hugo")
 			hana := joinChat(t, wsBase, toks["hana"], "", "")
 			hugo := joinChat(t, wsBase, toks["hugo"], "", "")
 			epoch, seen := hugo.epoch(), hugo.offset()
@@ -220,11 +228,8 @@ func TestHistoryEndpointAndRestart(t *testing.T) {
 	env := db.getenv(map[string]string{"WS_RATE_LIMIT": "0", "HISTORY_SIZE": "20"})
 	srv := startServe(t, env)
 	wsBase := "ws" + strings.TrimPrefix(srv.base, "http")
-	for _, u := range []string{"rita", "bob"} {
-		srv.call(t, "POST", "/api/users/", "", map[string]string{"username": u, "password": "password123"})
-	}
-	_, rita := srv.login(t, "rita", "password123")
-	_, bob := srv.login(t, "bob", "password123")
+	toks := srv.registerAll(t, "rita", "bob")
+	rita, bob := toks["rita"], toks["bob"]
 	m := joinChat(t, wsBase, rita, "", "")
 	epoch := m.epoch()
 	for i := range 30 {
@@ -370,11 +375,8 @@ func TestHistoryMemberFromAProcessAhead(t *testing.T) {
 		t.Run(db.name, func(t *testing.T) {
 			srv := startServe(t, db.getenv(map[string]string{"WS_RATE_LIMIT": "0"}))
 			wsBase := "ws" + strings.TrimPrefix(srv.base, "http")
-			for _, u := range []string{"ada", "abe"} {
-				srv.call(t, "POST", "/api/users/", "", map[string]string{"username": u, "password": "password123"})
-			}
-			_, ada := srv.login(t, "ada", "password123")
-			_, abe := srv.login(t, "abe", "password123")
+			toks := srv.registerAll(t, "ada", "abe")
+			ada, abe := toks["ada"], toks["abe"]
 			here := joinChat(t, wsBase, ada, "", "")
 			here.send("one")
 			here.messages(here.offset()+1, 10*time.Second)
@@ -428,8 +430,7 @@ func TestHistoryStoreFailureTellsTheSender(t *testing.T) {
 		t.Run(db.name, func(t *testing.T) {
 			srv := startServe(t, db.getenv(map[string]string{"WS_RATE_LIMIT": "0"}))
 			wsBase := "ws" + strings.TrimPrefix(srv.base, "http")
-			srv.call(t, "POST", "/api/users/", "", map[string]string{"username": "fay", "password": "password123"})
-			_, fay := srv.login(t, "fay", "password123")
+			fay := srv.registerAll(t, "fay")["fay"]
 			m := joinChat(t, wsBase, fay, "", "")
 			m.send("stored")
 			m.messages(m.offset()+1, 10*time.Second)
