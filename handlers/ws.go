@@ -130,20 +130,18 @@ func joinChat(s *session, claims middleware.Claims) bool {
 	d, client := s.d, s.client
 	group := ws.ChatGroup(client.Username)
 	client.Hold()
+	// Bounded: a database that hangs must not hold the handshake forever.
+	jctx, jcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	if since, ok := s.query["since"]; ok && d.hub.HistoryOn() {
 		// A member coming from a process that is ahead of this one: bring
 		// the group here up to its since first, or its recovery would be
 		// refused as from the future.
 		if after, err := strconv.ParseUint(since, 10, 64); err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if err := d.hub.CatchUp(ctx, group, after); err != nil {
+			if err := d.hub.CatchUp(jctx, group, after); err != nil {
 				d.logger.Warn("history catch-up", "group", group, "err", err)
 			}
-			cancel()
 		}
 	}
-	// Bounded: a database that hangs must not hold the handshake forever.
-	jctx, jcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	pos, err := d.hub.JoinGroup(jctx, group, client)
 	jcancel()
 	if err != nil {

@@ -473,7 +473,7 @@ func (s *HistoryStore) Latest(ctx context.Context, group string, upto uint64, li
 // at most, never for a whole backlog (HISTORY_SIZE lowered, a TTL
 // expiring millions of rows).
 func (s *HistoryStore) Trim(ctx context.Context, keep int, maxAge time.Duration) error {
-	if err := s.trim(ctx, keep, maxAge, trimChunk); err != nil {
+	if err := s.trim(ctx, keep, maxAge); err != nil {
 		return fmt.Errorf("trim history: %w", err)
 	}
 	return nil
@@ -482,7 +482,8 @@ func (s *HistoryStore) Trim(ctx context.Context, keep int, maxAge time.Duration)
 // trimChunk bounds the rows one trimming statement deletes.
 const trimChunk = 1000
 
-func (s *HistoryStore) trim(ctx context.Context, keep int, maxAge time.Duration, chunk int) error {
+func (s *HistoryStore) trim(ctx context.Context, keep int, maxAge time.Duration) error {
+	const chunk = trimChunk
 	defer func() {
 		// What RangeShared kept may include messages just deleted.
 		s.recent.mu.Lock()
